@@ -1,0 +1,106 @@
+# tandem — build, test and tooling. `make deps` once on a fresh Debian machine (as root).
+CC      ?= cc
+BUILD   ?= build
+ARCH    := $(shell uname -m)
+PKGS    := libjansson
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CSTD    := -std=c11 -D_GNU_SOURCE
+INC     := -Iinclude -Isrc -Itests
+OPT     ?= -O2 -g
+ifeq ($(ARCH),x86_64)
+# Baseline x86-64 for everything; only the *_avx2.c / *_avx512.c kernel files get wider ISAs,
+# and they are called only after a cpuid check (src/base/cpu.c).
+MARCH        := -march=x86-64 -mtune=generic
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+else
+MARCH        :=
+CSTD         += -DTANDEM_NO_X86
+endif
+CFLAGS  ?=
+CFLAGS  += $(CSTD) $(WARN) $(INC) $(OPT) $(MARCH) -pthread -MMD -MP
+LDLIBS  := -lm -pthread $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson)
+
+ALL_SRC  := $(wildcard src/*/*.c src/*/*/*.c)
+ifneq ($(ARCH),x86_64)
+ALL_SRC  := $(filter-out %_avx2.c %_avx512.c,$(ALL_SRC))
+endif
+LIB_SRC  := $(filter-out src/cli/%,$(ALL_SRC))
+CLI_SRC  := $(filter src/cli/%,$(ALL_SRC))
+TEST_SRC := $(wildcard tests/*/*.c) tests/test_main.c
+FUZZ_SRC := $(wildcard tests/fuzz/*.c)
+
+obj = $(patsubst %.c,$(1)/%.o,$(2))
+LIB_OBJ  := $(call obj,$(BUILD),$(LIB_SRC))
+CLI_OBJ  := $(call obj,$(BUILD),$(CLI_SRC))
+TEST_OBJ := $(call obj,$(BUILD),$(TEST_SRC))
+# CLI commands are testable too: everything in src/cli except main.c goes into the unit binary.
+CLI_LIB_OBJ := $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ))
+
+.PHONY: all test unit asan fuzz deps demo bench clean format check-banned
+all: $(BUILD)/tandem
+
+$(BUILD)/tandem: $(CLI_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/tests/unit: $(TEST_OBJ) $(CLI_LIB_OBJ) $(LIB_OBJ)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(CLI_LIB_OBJ) $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -c -o $@ $<
+
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c -o $@ $<
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+unit: $(BUILD)/tests/unit
+
+# Everything: unit tests (one process each), end-to-end scripts, source checks.
+test: $(BUILD)/tandem $(BUILD)/tests/unit
+	@BUILD=$(BUILD) bash tests/run.sh
+
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/tests/unit
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build-asan/tests/unit
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS over a corpus seeded from the fixtures.
+FUZZ_SECONDS ?= 60
+FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
+fuzz:
+	@mkdir -p build-fuzz
+	clang $(CSTD) $(INC) -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
+		-o build-fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c $(FUZZ_LIB_SRC) -lm
+	@mkdir -p build-fuzz/corpus-gguf
+	bash tests/fuzz/seed.sh build-fuzz/corpus-gguf
+	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+		-timeout=10 build-fuzz/corpus-gguf
+
+# Debian packages the build and tests need (run as root; installs only what is missing).
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libjansson-dev python3 python3-numpy
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+
+DEMO_MODEL ?= ../shared/models/stories260K.gguf
+demo: deps all
+	@if [ ! -f $(DEMO_MODEL) ]; then echo "demo model $(DEMO_MODEL) not found: pass DEMO_MODEL=/path/to/model.gguf" >&2; exit 1; fi
+	$(BUILD)/tandem inspect $(DEMO_MODEL) | head -40
+	$(BUILD)/tandem bench -m $(DEMO_MODEL) -p 64 -n 64 -r 3
+
+format:
+	clang-format -i $(ALL_SRC) $(wildcard src/*/*.h src/*/*/*.h include/*.h tests/*/*.c tests/*.h tests/*.c)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/*/*.d)
