@@ -1,0 +1,80 @@
+/* tandem engine: load a GGUF model and evaluate tokens on the CPU. The public C API. */
+#ifndef TANDEM_H
+#define TANDEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Errors are negative values; tandem_strerror names them. Functions that can fail also fill a
+ * caller's error buffer with one line saying what and where. */
+enum tandem_error {
+    TANDEM_OK = 0,
+    TANDEM_E_IO = -1,            /* file cannot be opened or mapped */
+    TANDEM_E_FORMAT = -2,        /* malformed GGUF */
+    TANDEM_E_UNSUPPORTED = -3,   /* architecture, tensor type or feature not supported */
+    TANDEM_E_MISSING = -4,       /* required metadata key or tensor absent */
+    TANDEM_E_SHAPE = -5,         /* a tensor's shape or type does not fit the architecture */
+    TANDEM_E_NOMEM = -6,
+    TANDEM_E_ARG = -7,           /* bad argument: token id out of range, batch too large... */
+    TANDEM_E_CONTEXT_FULL = -8,  /* the KV cache has no room for the tokens */
+};
+
+const char *tandem_strerror(int err);
+
+struct tandem_model;  /* weights (mmapped, shared, read-only) and hyperparameters */
+struct tandem_ctx;    /* one sequence: KV cache, scratch buffers, threads */
+
+/* Load a model. *out owns the mapping of the file; free it with tandem_model_free after
+ * every context made from it. On error *out is NULL and errbuf holds one line. */
+int tandem_model_load(struct tandem_model **out, const char *path, char *errbuf, size_t errlen);
+void tandem_model_free(struct tandem_model *m);  /* accepts NULL */
+
+int tandem_model_n_vocab(const struct tandem_model *m);
+int tandem_model_n_ctx_train(const struct tandem_model *m);
+int tandem_model_n_embd(const struct tandem_model *m);
+int tandem_model_n_layer(const struct tandem_model *m);
+const char *tandem_model_arch(const struct tandem_model *m);  /* "llama", ... */
+/* Parameter count (elements of all tensors) and bytes of weights. */
+uint64_t tandem_model_n_params(const struct tandem_model *m);
+uint64_t tandem_model_size(const struct tandem_model *m);
+/* A short description, e.g. "llama 1.1B Q4_K_M". Static per model; valid until free. */
+const char *tandem_model_desc(const struct tandem_model *m);
+
+struct tandem_ctx_params {
+    int n_ctx;      /* KV cache positions; 0 = the model's training context */
+    int n_batch;    /* most tokens per tandem_decode call; 0 = 256 */
+    int n_threads;  /* 0 = the number of online CPUs */
+};
+
+struct tandem_ctx_params tandem_ctx_default_params(void);
+
+/* A context over a model (which must outlive it). All memory is allocated here; decoding
+ * allocates nothing. */
+int tandem_ctx_new(struct tandem_ctx **out, struct tandem_model *m,
+                   const struct tandem_ctx_params *params, char *errbuf, size_t errlen);
+void tandem_ctx_free(struct tandem_ctx *c);  /* accepts NULL */
+
+/* Evaluate n tokens (1..n_batch) at the next positions of the sequence, appending to the KV
+ * cache. With all_logits the logits of every token are kept, otherwise only the last's.
+ * Returns 0 or a negative tandem_error (the cache is unchanged on error). */
+int tandem_decode(struct tandem_ctx *c, const int32_t *tokens, int n, bool all_logits);
+/* Logits (n_vocab floats) of token i of the last decode (i = -1: the last token). Valid until
+ * the next decode; NULL if that token's logits were not kept. */
+const float *tandem_logits(const struct tandem_ctx *c, int i);
+
+/* Positions held in the KV cache. */
+int tandem_ctx_n_past(const struct tandem_ctx *c);
+int tandem_ctx_n_ctx(const struct tandem_ctx *c);
+int tandem_ctx_n_threads(const struct tandem_ctx *c);
+/* Forget positions >= n_past (n_past <= current); 0 clears the sequence. */
+int tandem_ctx_truncate(struct tandem_ctx *c, int n_past);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

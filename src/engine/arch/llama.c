@@ -1,0 +1,93 @@
+/* llama (and Mistral, and Mixtral-style experts): RMSNorm, RoPE, GQA attention, SwiGLU/MoE. */
+#include <math.h>
+#include <stdio.h>
+
+#include "engine/ops.h"
+
+static int llama_load(struct tandem_model *m, char *err, size_t errlen)
+{
+    struct hparams *hp = &m->hp;
+    uint32_t v = 0;
+    int rc;
+    if ((rc = model__get_u32(m, "expert_count", false, &v, err, errlen)))
+        return rc;
+    hp->n_expert = (int)v;
+    v = 0;
+    if ((rc = model__get_u32(m, "expert_used_count", false, &v, err, errlen)))
+        return rc;
+    hp->n_expert_used = (int)v;
+    if (hp->n_expert > MAX_EXPERTS || (hp->n_expert > 0 && (hp->n_expert_used < 1 ||
+                                                            hp->n_expert_used > hp->n_expert))) {
+        if (err)
+            snprintf(err, errlen, "%s: expert_count %d / expert_used_count %d are not usable",
+                     gguf_path(m->gguf), hp->n_expert, hp->n_expert_used);
+        return TANDEM_E_FORMAT;
+    }
+    hp->rope_type = ROPE_NORMAL;
+    const int64_t E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
+    const int64_t q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd, X = hp->n_expert;
+#define W(w, req, il, name, nd, ...)                                                       \
+    do {                                                                                  \
+        const int64_t want_[] = {__VA_ARGS__};                                            \
+        if ((rc = model__weight(m, w, req, il, name, nd, want_, err, errlen)))            \
+            return rc;                                                                    \
+    } while (0)
+    W(&m->tok_embd, true, 0, "token_embd.weight", 2, E, -1);
+    hp->n_vocab = (int)m->tok_embd.ne[1];
+    W(&m->output_norm, true, 0, "output_norm.weight", 1, E);
+    W(&m->output, false, 0, "output.weight", 2, E, hp->n_vocab);
+    if (!m->output.data)
+        m->output = m->tok_embd;
+    for (int il = 0; il < hp->n_layer; il++) {
+        struct layer *l = &m->layers[il];
+        W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
+        W(&l->wq, true, il, "blk.%d.attn_q.weight", 2, E, q_dim);
+        W(&l->wk, true, il, "blk.%d.attn_k.weight", 2, E, kv_dim);
+        W(&l->wv, true, il, "blk.%d.attn_v.weight", 2, E, kv_dim);
+        W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, q_dim, E);
+        W(&l->ffn_norm, true, il, "blk.%d.ffn_norm.weight", 1, E);
+        if (X) {
+            W(&l->ffn_gate_inp, true, il, "blk.%d.ffn_gate_inp.weight", 2, E, X);
+            W(&l->ffn_gate_exps, true, il, "blk.%d.ffn_gate_exps.weight", 3, E, F, X);
+            W(&l->ffn_up_exps, true, il, "blk.%d.ffn_up_exps.weight", 3, E, F, X);
+            W(&l->ffn_down_exps, true, il, "blk.%d.ffn_down_exps.weight", 3, F, E, X);
+        } else {
+            W(&l->ffn_gate, true, il, "blk.%d.ffn_gate.weight", 2, E, F);
+            W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, F);
+            W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
+        }
+    }
+#undef W
+    return 0;
+}
+
+static void llama_forward(struct tandem_ctx *c)
+{
+    const struct tandem_model *m = c->model;
+    const struct hparams *hp = &m->hp;
+    struct scratch *s = &c->s;
+    const int T = c->batch.n;
+    const int64_t n = (int64_t)T * hp->n_embd;
+    op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
+    op_rope_prepare(c, c->n_past, T);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const struct layer *l = &m->layers[il];
+        op_rmsnorm(s->xb, s->x, &l->attn_norm, T, hp->n_embd, hp->norm_eps);
+        const struct weight *qkv[3] = {&l->wq, &l->wk, &l->wv};
+        float *outs[3] = {s->q, s->k, s->v};
+        op_matmul_n(c, 3, qkv, s->xb, T, outs);
+        op_rope(c, s->q, T, hp->n_head);
+        op_rope(c, s->k, T, hp->n_head_kv);
+        op_attention(c, il, T, 1.0f / sqrtf((float)hp->head_dim), 0.0f, 0);
+        op_matmul(c, &l->wo, s->xb2, T, s->xb);
+        op_add(s->x, s->xb, n);
+        op_rmsnorm(s->xb, s->x, &l->ffn_norm, T, hp->n_embd, hp->norm_eps);
+        if (hp->n_expert)
+            op_moe_ffn(c, l, T);
+        else
+            op_swiglu_ffn(c, l, T);
+    }
+    op_output(c, T, false);
+}
+
+const struct arch_ops arch_llama = {.name = "llama", .load = llama_load, .forward = llama_forward};

@@ -1,0 +1,145 @@
+/* Internal engine structures: weights as views into the mapping, hyperparameters, contexts. */
+#ifndef TANDEM_ENGINE_MODEL_H
+#define TANDEM_ENGINE_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/pool.h"
+#include "engine/gguf.h"
+#include "engine/quant.h"
+#include "tandem.h"
+
+/* A weight tensor: a view into the mmapped file. data == NULL means absent (optional). */
+struct weight {
+    enum qtype type;
+    int64_t ne[4];      /* ne[0] = row length (fastest varying) */
+    size_t nb1;         /* bytes per row */
+    const void *data;
+};
+
+enum rope_type { ROPE_NORMAL = 0, ROPE_NEOX = 1 };
+
+struct hparams {
+    int n_vocab;
+    int n_ctx_train;
+    int n_embd;
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int n_ff;
+    int head_dim;        /* per-head size of q and k (and v) */
+    int n_rot;           /* rotary dimensions per head (<= head_dim) */
+    float norm_eps;
+    float rope_freq_base;
+    float rope_freq_scale;  /* 1 / linear scaling factor */
+    enum rope_type rope_type;
+    int n_expert;
+    int n_expert_used;
+};
+
+#define MAX_LAYERS 512
+#define MAX_EXPERTS 256
+
+struct layer {
+    struct weight attn_norm, attn_norm_b;
+    struct weight wq, wk, wv, wo, wqkv;   /* wq [n_embd, n_head*hd], wk/wv [n_embd, n_kv*hd] */
+    struct weight bq, bk, bv, bo, bqkv;
+    struct weight ffn_norm, ffn_norm_b;
+    struct weight ffn_gate, ffn_up, ffn_down;              /* dense FFN */
+    struct weight ffn_gate_b, ffn_up_b, ffn_down_b;
+    struct weight ffn_gate_inp;                            /* router [n_embd, n_expert] */
+    struct weight ffn_gate_exps, ffn_up_exps, ffn_down_exps;  /* [.., .., n_expert] */
+};
+
+struct tandem_ctx;
+
+/* An architecture: reads its hyperparameters and binds its tensors, then runs the forward pass.
+ * All slots required. */
+struct arch_ops {
+    const char *name;  /* general.architecture value */
+    int (*load)(struct tandem_model *m, char *err, size_t errlen);
+    /* Evaluate c->batch.n tokens at positions n_past.. ; write logits of the rows flagged in
+     * c->batch (see struct batch). */
+    void (*forward)(struct tandem_ctx *c);
+};
+
+struct tandem_model {
+    struct gguf *gguf;
+    const struct arch_ops *arch;
+    struct hparams hp;
+    struct weight tok_embd;     /* [n_embd, n_vocab] */
+    struct weight output_norm, output_norm_b;
+    struct weight output;       /* [n_embd, n_vocab]; = tok_embd when tied */
+    struct layer *layers;       /* n_layer */
+    uint64_t n_params;
+    uint64_t n_bytes;
+    char desc[128];
+};
+
+/* ---- model loading helpers for arch files (model.c) ---- */
+/* Read "<arch>.<suffix>" as u32/f32. Missing + required -> TANDEM_E_MISSING with the key named. */
+int model__get_u32(struct tandem_model *m, const char *suffix, bool required, uint32_t *out,
+                   char *err, size_t errlen);
+int model__get_f32(struct tandem_model *m, const char *suffix, bool required, float *out,
+                   char *err, size_t errlen);
+/* Bind tensor `name` (printf-style with one optional %d for the layer) checking its shape:
+ * ne[i] must equal want[i] for i < n_dims (want[i] < 0: any). Missing + required -> error. */
+int model__weight(struct tandem_model *m, struct weight *w, bool required, int layer,
+                  const char *name, int n_dims, const int64_t *want, char *err, size_t errlen);
+/* The common llama-style hyperparameters (embedding, layers, heads, ff, ctx, rope). */
+int model__load_common_hparams(struct tandem_model *m, char *err, size_t errlen);
+
+/* ---- contexts ---- */
+struct batch {
+    int n;              /* tokens in this decode */
+    int n_past;         /* position of the first */
+    const int32_t *tokens;
+    bool all_logits;    /* logits of every token, else only the last */
+};
+
+/* Scratch memory sized once at context creation for n_batch tokens. */
+struct scratch {
+    float *x;      /* [n_batch, n_embd] residual stream */
+    float *xb;     /* [n_batch, n_embd] normed input */
+    float *xb2;    /* [n_batch, max(n_embd, n_head*hd)] attention output */
+    float *q;      /* [n_batch, n_head*hd] */
+    float *k;      /* [n_batch, n_kv*hd] */
+    float *v;      /* [n_batch, n_kv*hd] */
+    float *hb;     /* [n_batch, n_ff] */
+    float *hb2;    /* [n_batch, n_ff] */
+    float *moe_out;   /* [n_batch, n_embd] */
+    float *moe_in;    /* [n_batch, n_embd] gathered rows routed to one expert */
+    float *router;    /* [n_batch, n_expert] */
+    int32_t *moe_sel; /* [n_batch, n_expert_used] */
+    float *moe_w;     /* [n_batch, n_expert_used] */
+    int32_t *moe_rows;/* [n_batch] */
+    float *rope_cs;   /* [n_batch, n_rot] cos/sin pairs */
+    float *att;       /* [n_threads, n_ctx] attention scores */
+    uint16_t *qh;     /* [n_threads, head_dim] query in f16 */
+    void *act;        /* quantized activations: n_batch rows of the widest row size */
+    size_t act_size;
+    float *logits;    /* [n_batch or 1, n_vocab] */
+};
+
+struct tandem_ctx {
+    struct tandem_model *model;
+    struct pool *pool;
+    int n_ctx;
+    int n_batch;
+    int n_threads;
+    int n_past;
+    uint16_t *k_cache;   /* [n_layer, n_ctx, n_kv*hd] f16 */
+    uint16_t *v_cache;   /* [n_layer, n_ctx, n_kv*hd] f16 */
+    struct scratch s;
+    struct batch batch;
+    int n_logits;        /* rows of logits of the last decode */
+    int logits_first;    /* batch index of logits row 0 */
+};
+
+/* The architectures compiled in (the files in arch/), NULL-terminated; used by the loader and to list
+ * supported names in errors. */
+extern const struct arch_ops *const engine_archs[];
+
+#endif
