@@ -74,6 +74,15 @@ int tandem_ctx_n_threads(const struct tandem_ctx *c);
 /* Forget positions >= n_past (n_past <= current); 0 clears the sequence. */
 int tandem_ctx_truncate(struct tandem_ctx *c, int n_past);
 
+/* Convert the GGUF model `in` to `out` with weights in `type`: a tensor type (F32, F16, BF16,
+ * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q6_K) or a mix that keeps sensitive tensors at higher
+ * precision (Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M). Metadata is copied; general.file_type is set.
+ * The output is written atomically. verbose prints one line per tensor to stderr. */
+int tandem_model_quantize(const char *in, const char *out, const char *type, int n_threads,
+                          bool verbose, char *errbuf, size_t errlen);
+/* The accepted `type` names, for messages. */
+const char *tandem_quantize_types(void);
+
 #ifdef __cplusplus
 }
 #endif
