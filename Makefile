@@ -37,7 +37,7 @@ TEST_OBJ := $(call obj,$(BUILD),$(TEST_SRC))
 # CLI commands are testable too: everything in src/cli except main.c goes into the unit binary.
 CLI_LIB_OBJ := $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ))
 
-.PHONY: all test unit asan fuzz deps demo bench clean format check-banned
+.PHONY: all test unit asan fuzz deps demo bench-tools clean format
 all: $(BUILD)/tandem
 
 $(BUILD)/tandem: $(CLI_OBJ) $(LIB_OBJ)
@@ -104,3 +104,9 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(wildcard $(BUILD)/src/*/*.d $(BUILD)/src/*/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/*/*.d)
+
+# Benchmark helpers (not part of the product).
+$(BUILD)/bench/membw: bench/membw.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -march=native -pthread -o $@ $<
+bench-tools: $(BUILD)/bench/membw
