@@ -24,7 +24,7 @@ static void scratch_free(struct scratch *s)
 {
     void *ptrs[] = {s->x,      s->xb,     s->xb2,     s->q,     s->k,      s->v,
                     s->hb,     s->hb2,    s->moe_out, s->moe_in, s->router, s->moe_sel,
-                    s->moe_w,  s->moe_rows, s->rope_cs, s->att,  s->qh,     s->act,
+                    s->moe_w,  s->moe_rows, s->rope_cs, s->att,  s->qh,     s->ph, s->act,
                     s->logits};
     for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
         free(ptrs[i]);
@@ -64,6 +64,7 @@ static int scratch_alloc(struct tandem_ctx *c)
     s->rope_cs = alloc_floats(B * (size_t)hp->n_rot, &total);
     s->att = alloc_floats((size_t)c->n_threads * c->n_ctx, &total);
     s->qh = malloc((size_t)c->n_threads * hp->head_dim * sizeof(uint16_t));
+    s->ph = malloc((size_t)c->n_threads * c->n_ctx * sizeof(uint16_t));
     /* Widest activation row: K values at 2 bytes (F16) beats every 8-bit block format. */
     size_t max_k = wide > ff ? wide : ff;
     s->act_size = OPS_MAX_MATMULS * B * (max_k * 2 + 64);
@@ -71,7 +72,7 @@ static int scratch_alloc(struct tandem_ctx *c)
     /* Logits for a whole batch are only touched when all_logits is asked for. */
     s->logits = malloc(B * (size_t)hp->n_vocab * sizeof(float));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 ||
-        !s->rope_cs || !s->att || !s->qh || !s->act || !s->logits)
+        !s->rope_cs || !s->att || !s->qh || !s->ph || !s->act || !s->logits)
         return TANDEM_E_NOMEM;
     return 0;
 }

@@ -118,6 +118,7 @@ struct scratch {
     float *rope_cs;   /* [n_batch, n_rot] cos/sin pairs */
     float *att;       /* [n_threads, n_ctx] attention scores */
     uint16_t *qh;     /* [n_threads, head_dim] query in f16 */
+    uint16_t *ph;     /* [n_threads, n_ctx] attention probabilities in f16 */
     void *act;        /* quantized activations: n_batch rows of the widest row size */
     size_t act_size;
     float *logits;    /* [n_batch or 1, n_vocab] */
@@ -131,7 +132,7 @@ struct tandem_ctx {
     int n_threads;
     int n_past;
     uint16_t *k_cache;   /* [n_layer, n_ctx, n_kv*hd] f16 */
-    uint16_t *v_cache;   /* [n_layer, n_ctx, n_kv*hd] f16 */
+    uint16_t *v_cache;   /* [n_layer, n_kv*hd, n_ctx] f16, transposed: one row per dimension */
     struct scratch s;
     struct batch batch;
     int n_logits;        /* rows of logits of the last decode */

@@ -124,6 +124,7 @@ static void attn_heads(void *arg, int ith, int nth)
     const size_t layer_off = (size_t)j->il * c->n_ctx * kv_dim;
     float *att = c->s.att + (size_t)ith * c->n_ctx;
     uint16_t *qh = c->s.qh + (size_t)ith * hd;
+    uint16_t *ph = c->s.ph + (size_t)ith * c->n_ctx;
     (void)nth;
     int task;
     while ((task = pool_next(c->pool, j->T * n_head)) >= 0) {
@@ -135,32 +136,31 @@ static void attn_heads(void *arg, int ith, int nth)
         for (int d = 0; d < hd; d++)
             qh[d] = fp16_from_fp32(q[d]);
         const uint16_t *kb = c->k_cache + layer_off + (size_t)kvh * hd;
-        const uint16_t *vb = c->v_cache + layer_off + (size_t)kvh * hd;
         float mx = -INFINITY;
         for (int p = lo; p <= qpos; p++) {
-            float s;
-            j->dot_f16(hd, &s, kb + (size_t)p * kv_dim, qh);
-            s *= j->scale;
+            float sc;
+            j->dot_f16(hd, &sc, kb + (size_t)p * kv_dim, qh);
+            sc *= j->scale;
             if (j->softcap > 0)
-                s = j->softcap * tanhf(s / j->softcap);
-            att[p] = s;
-            if (s > mx)
-                mx = s;
+                sc = j->softcap * tanhf(sc / j->softcap);
+            att[p] = sc;
+            if (sc > mx)
+                mx = sc;
         }
         double sum = 0;
         for (int p = lo; p <= qpos; p++) {
             att[p] = expf(att[p] - mx);
             sum += att[p];
         }
+        /* Probabilities in f16 meet the transposed f16 V cache in one dot product per
+         * output dimension. */
         const float inv = (float)(1.0 / sum);
+        for (int p = lo; p <= qpos; p++)
+            ph[p] = fp16_from_fp32(att[p] * inv);
         float *out = c->s.xb2 + ((int64_t)t * n_head + h) * hd;
-        memset(out, 0, sizeof(float) * hd);
-        for (int p = lo; p <= qpos; p++) {
-            const float w = fp16_to_fp32(fp16_from_fp32(att[p] * inv));
-            const uint16_t *v = vb + (size_t)p * kv_dim;
-            for (int d = 0; d < hd; d++)
-                out[d] += w * fp16_to_fp32(v[d]);
-        }
+        const uint16_t *vt = c->v_cache + layer_off + (size_t)kvh * hd * c->n_ctx;
+        for (int d = 0; d < hd; d++)
+            j->dot_f16(qpos - lo + 1, &out[d], vt + (size_t)d * c->n_ctx + lo, ph + lo);
     }
 }
 
@@ -171,11 +171,11 @@ void op_attention(struct tandem_ctx *c, int il, int T, float scale, float softca
     const size_t layer_off = (size_t)il * c->n_ctx * kv_dim;
     for (int t = 0; t < T; t++) {
         uint16_t *kd = c->k_cache + layer_off + (size_t)(c->n_past + t) * kv_dim;
-        uint16_t *vd = c->v_cache + layer_off + (size_t)(c->n_past + t) * kv_dim;
+        uint16_t *vd = c->v_cache + layer_off + (size_t)(c->n_past + t);
         const float *ks = c->s.k + (int64_t)t * kv_dim, *vs = c->s.v + (int64_t)t * kv_dim;
         for (int i = 0; i < kv_dim; i++) {
             kd[i] = fp16_from_fp32(ks[i]);
-            vd[i] = fp16_from_fp32(vs[i]);
+            vd[(size_t)i * c->n_ctx] = fp16_from_fp32(vs[i]);
         }
     }
     struct attn_job job = {.c = c, .il = il, .T = T, .scale = scale, .softcap = softcap,
