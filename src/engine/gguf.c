@@ -227,6 +227,21 @@ static __attribute__((format(printf, 3, 4))) int fail(struct parser *p, int code
     return code;
 }
 
+/* The same with a sub-field appended to the current field: "tensor 'x' ne[1]: ...". */
+static __attribute__((format(printf, 4, 5))) int fail_sub(struct parser *p, const char *sub,
+                                                          int code, const char *fmt, ...)
+{
+    if (p->errbuf && p->errlen) {
+        char msg[400];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        snprintf(p->errbuf, p->errlen, "%s: %s %s: %s", p->name, p->field, sub, msg);
+    }
+    return code;
+}
+
 static __attribute__((format(printf, 2, 3))) void set_field(struct parser *p, const char *fmt,
                                                             ...)
 {
@@ -768,22 +783,23 @@ static int parse_tensor_info(struct parser *p, uint64_t i)
     if ((rc = rd_u32(p, &t->n_dims, "n_dims")))
         return rc;
     if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
-        return fail(p, GGUF_E_SHAPE, "n_dims %u out of range (must be 1..%d)", t->n_dims,
-                    GGUF_MAX_DIMS);
+        return fail_sub(p, "n_dims", GGUF_E_SHAPE, "%u is out of range (must be 1..%d)",
+                        t->n_dims, GGUF_MAX_DIMS);
     int64_t nel = 1;
     for (uint32_t d = 0; d < GGUF_MAX_DIMS; d++) {
         uint64_t ne = 1;
+        char sub[8];
+        snprintf(sub, sizeof(sub), "ne[%u]", d);
         if (d < t->n_dims && (rc = rd_u64(p, &ne, "dimensions")))
             return rc;
         if (ne == 0)
-            return fail(p, GGUF_E_SHAPE, "ne[%u]: dimension is 0 (must be >= 1)", d);
+            return fail_sub(p, sub, GGUF_E_SHAPE, "dimension is 0 (must be >= 1)");
         if (ne > INT64_MAX)
-            return fail(p, GGUF_E_SHAPE, "ne[%u]: dimension %llu exceeds INT64_MAX", d,
-                        (unsigned long long)ne);
+            return fail_sub(p, sub, GGUF_E_SHAPE, "dimension %llu exceeds INT64_MAX",
+                            (unsigned long long)ne);
         if ((uint64_t)nel > (uint64_t)INT64_MAX / ne)
-            return fail(p, GGUF_E_SHAPE,
-                        "ne[%u]: element count overflows int64 (%lld x %llu)", d,
-                        (long long)nel, (unsigned long long)ne);
+            return fail_sub(p, sub, GGUF_E_SHAPE, "element count overflows int64 (%lld x %llu)",
+                            (long long)nel, (unsigned long long)ne);
         nel *= (int64_t)ne;
         t->ne[d] = (int64_t)ne;
     }
@@ -795,20 +811,22 @@ static int parse_tensor_info(struct parser *p, uint64_t i)
                                 ? unsupported_qtype_names[type]
                                 : NULL;
         if (known)
-            return fail(p, GGUF_E_TYPE, "unsupported tensor type %u (%s)", type, known);
-        return fail(p, GGUF_E_TYPE, "unknown tensor type %u", type);
+            return fail_sub(p, "type", GGUF_E_TYPE, "unsupported tensor type %u (%s)", type,
+                            known);
+        return fail_sub(p, "type", GGUF_E_TYPE, "unknown tensor type %u", type);
     }
     t->type = (enum qtype)type;
     if (t->ne[0] % tr->block_size)
-        return fail(p, GGUF_E_SHAPE, "ne[0]: row length %lld is not a multiple of the %s block "
-                    "size %lld", (long long)t->ne[0], tr->name, (long long)tr->block_size);
+        return fail_sub(p, "ne[0]", GGUF_E_SHAPE,
+                        "row length %lld is not a multiple of the %s block size %lld",
+                        (long long)t->ne[0], tr->name, (long long)tr->block_size);
     /* bytes = blocks per row * block bytes * rows; each step checked */
     uint64_t bytes = (uint64_t)(t->ne[0] / tr->block_size);
     uint64_t rows = (uint64_t)(nel / t->ne[0]);
     if (bytes > UINT64_MAX / tr->type_size || bytes * tr->type_size > UINT64_MAX / rows ||
         bytes * tr->type_size * rows > (uint64_t)INT64_MAX)
-        return fail(p, GGUF_E_SHAPE, "size in bytes overflows (%lld elements of %s)",
-                    (long long)nel, tr->name);
+        return fail_sub(p, "shape", GGUF_E_SHAPE, "size in bytes overflows (%lld elements of %s)",
+                        (long long)nel, tr->name);
     t->size = bytes * tr->type_size * rows;
     if ((rc = rd_u64(p, &t->offset, "data offset")))
         return rc;
@@ -853,22 +871,22 @@ static int check_tensor_data(struct parser *p)
         struct gguf_tensor *t = &g->tensors[i];
         set_field_tensor(p, t->name, strlen(t->name));
         if (t->offset % a) {
-            rc = fail(p, GGUF_E_OFFSET, "offset %llu is not a multiple of the alignment %llu",
-                      (unsigned long long)t->offset, (unsigned long long)a);
+            rc = fail_sub(p, "offset", GGUF_E_OFFSET, "%llu is not a multiple of the alignment %llu",
+                          (unsigned long long)t->offset, (unsigned long long)a);
             goto out;
         }
         if (t->offset >= data_size) {
-            rc = fail(p, GGUF_E_OFFSET,
-                      "offset %llu is past the end of the file (data section holds %llu bytes)",
-                      (unsigned long long)t->offset, (unsigned long long)data_size);
+            rc = fail_sub(p, "offset", GGUF_E_OFFSET,
+                          "%llu is past the end of the file (data section holds %llu bytes)",
+                          (unsigned long long)t->offset, (unsigned long long)data_size);
             goto out;
         }
         if (t->size > data_size - t->offset) {
-            rc = fail(p, GGUF_E_TRUNCATED,
-                      "data [%llu, +%llu) runs past the end of the file (data section holds "
-                      "%llu bytes)",
-                      (unsigned long long)t->offset, (unsigned long long)t->size,
-                      (unsigned long long)data_size);
+            rc = fail_sub(p, "data", GGUF_E_TRUNCATED,
+                          "%llu bytes at offset %llu run past the end of the file (data section "
+                          "holds %llu bytes)",
+                          (unsigned long long)t->size, (unsigned long long)t->offset,
+                          (unsigned long long)data_size);
             goto out;
         }
         t->data = p->p + g->data_offset + t->offset;
@@ -883,7 +901,7 @@ static int check_tensor_data(struct parser *p)
             escape_bytes(other, sizeof(other), g->tensors[prev->idx].name,
                          strlen(g->tensors[prev->idx].name), 80);
             set_field_tensor(p, t->name, strlen(t->name));
-            rc = fail(p, GGUF_E_OFFSET, "data [%llu, %llu) overlaps tensor '%s' [%llu, %llu)",
+            rc = fail_sub(p, "data", GGUF_E_OFFSET, "[%llu, %llu) overlaps tensor '%s' [%llu, %llu)",
                       (unsigned long long)cur->start, (unsigned long long)cur->end, other,
                       (unsigned long long)prev->start, (unsigned long long)prev->end);
             goto out;

@@ -151,6 +151,8 @@ static int value_copy(struct gguf_value *dst, const struct gguf_value *src, unsi
     if (src->type == GGUF_VTYPE_STRING)
         return str_copy(&dst->v.str, &src->v.str);
     if (src->type != GGUF_VTYPE_ARRAY) {
+        if (src->type == GGUF_VTYPE_BOOL && src->v.u64 > 1)
+            return GGUF_E_TYPE;
         if (!scalar_fits(src))
             return GGUF_E_LIMIT;
         dst->v = src->v;

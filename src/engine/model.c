@@ -259,7 +259,17 @@ static const char *file_type_name(const struct tandem_model *m)
     if (gguf_get_u32(m->gguf, "general.file_type", &ft) == 0 && ft < sizeof(names) / sizeof(names[0]) &&
         names[ft])
         return names[ft];
-    return "?";
+    /* No (known) file type: name the type holding most of the weight bytes. */
+    uint64_t bytes[QTYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < gguf_tensor_count(m->gguf); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(m->gguf, i);
+        bytes[t->type] += t->size;
+    }
+    int best = 0;
+    for (int t = 1; t < QTYPE_COUNT; t++)
+        if (bytes[t] > bytes[best])
+            best = t;
+    return quant_traits(best) ? quant_traits(best)->name : "?";
 }
 
 int tandem_model_load(struct tandem_model **out, const char *path, char *err, size_t errlen)
