@@ -54,13 +54,12 @@ static unsigned utf8_seq(const unsigned char *s, uint64_t n)
 
 /* ---- text ---- */
 
-/* Prints a quoted string with C-style escapes for control characters, quotes and invalid
+/* Prints bytes with C-style escapes for control characters, quotes, backslashes and invalid
  * UTF-8, cut after `max` bytes with "…". Returns the columns used. */
-static size_t print_quoted(FILE *f, const char *p, uint64_t len, uint64_t max)
+static size_t print_escaped(FILE *f, const char *p, uint64_t len, uint64_t max)
 {
     const unsigned char *s = (const unsigned char *)p;
-    size_t cols = 1;
-    fputc('"', f);
+    size_t cols = 0;
     for (uint64_t i = 0; i < len;) {
         if (i >= max) {
             fputs("\xe2\x80\xa6", f);   /* … */
@@ -91,8 +90,22 @@ static size_t print_quoted(FILE *f, const char *p, uint64_t len, uint64_t max)
             }
         }
     }
+    return cols;
+}
+
+static size_t print_quoted(FILE *f, const char *p, uint64_t len, uint64_t max)
+{
     fputc('"', f);
-    return cols + 1;
+    size_t cols = print_escaped(f, p, len, max);
+    fputc('"', f);
+    return cols + 2;
+}
+
+/* A key or tensor name, escaped, padded with spaces to `width` columns. */
+static void print_name(FILE *f, const char *p, uint64_t len, size_t width)
+{
+    for (size_t cols = print_escaped(f, p, len, UINT64_MAX); cols < width; cols++)
+        fputc(' ', f);
 }
 
 static size_t print_scalar(FILE *f, const struct gguf_value *v)
@@ -212,8 +225,9 @@ static void print_text(FILE *f, const struct gguf *g)
     for (uint64_t i = 0; i < n_kv; i++) {
         struct gguf_str k = gguf_kv_key(g, i);
         const struct gguf_value *v = gguf_kv_value(g, i);
-        /* Keys are valid UTF-8 without control characters that matter here; pad by bytes. */
-        fprintf(f, "  %-*.*s  %-7s  ", (int)kw, (int)k.len, k.ptr, gguf_vtype_name(v->type));
+        fputs("  ", f);
+        print_name(f, k.ptr, k.len, kw + 2);
+        fprintf(f, "%-7s  ", gguf_vtype_name(v->type));
         if (v->type == GGUF_VTYPE_ARRAY)
             print_array(f, v, TEXT_LINE_BUDGET, TEXT_MAX_ITEMS);
         else
@@ -228,8 +242,12 @@ static void print_text(FILE *f, const struct gguf *g)
         size_t l = strlen(t->name);
         nw = l > nw ? l : nw;
         format_shape(shape, sizeof(shape), t);
-        l = strlen(shape) - 2 * (t->n_dims - 1);   /* × is 2 bytes, 1 column */
+        l = strlen(shape) - (t->n_dims - 1);   /* × is 2 bytes, 1 column */
         sw = l > sw ? l : sw;
+    }
+    if (!n_t) {
+        fprintf(f, "\ntensors: none\n");
+        return;
     }
     fprintf(f, "\ntensors:\n  ");
     print_padded(f, "name", nw + 2);
@@ -242,7 +260,7 @@ static void print_text(FILE *f, const struct gguf *g)
         const struct gguf_tensor *t = gguf_tensor_at(g, i);
         format_shape(shape, sizeof(shape), t);
         fputs("  ", f);
-        print_padded(f, t->name, nw + 2);
+        print_name(f, t->name, strlen(t->name), nw + 2);
         print_padded(f, type_name(t->type), 6);
         print_padded(f, shape, sw + 2);
         fprintf(f, "%12llu  %12llu\n", (unsigned long long)t->size,

@@ -180,7 +180,7 @@ void quant__from_float_q8_K(const float *src, void *dst, int64_t n)
             memset(&y[i], 0, sizeof(y[i]));
             continue;
         }
-        const float iscale = -128.f / max;
+        const float iscale = -127.f / max;
         for (int j = 0; j < QK_K; j++) {
             const int v = nearest_int(iscale * src[j]);
             /* The low byte, as the SIMD kernels' truncating packs store it. */

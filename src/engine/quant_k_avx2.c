@@ -299,7 +299,7 @@ void quant__from_float_q8_K_avx2(const float *src, void *dst, int64_t n)
                 break;
             }
         }
-        const float iscale = -128.f / src[first];
+        const float iscale = -127.f / src[first];
         const __m256 vis = _mm256_set1_ps(iscale);
         const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         for (int j = 0; j < QK_K; j += 32) {

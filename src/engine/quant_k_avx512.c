@@ -91,9 +91,12 @@ static inline float hsum_256(__m256 v)
     return hsum_128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
 }
 
-static inline float hsum_512(__m512 v)
+/* Lanes k and k + 8 summed: exactly the int32 lanes of the AVX2 kernels, whose float steps
+ * (and so results, bit for bit) the AVX-512 kernels then repeat. Lane k of either half covers
+ * bytes 4k..4k+3 of a 32-value chunk, as in a 256-bit register. */
+static inline __m256i fold(__m512i v)
 {
-    return hsum_256(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
 /* Q4_K/Q5_K scales and mins as 16 words: scales 0-7, then mins 0-7. */
@@ -139,7 +142,7 @@ ALWAYS_INLINE void dot_q4_K(int n, float *s, const void *vx, const void *vy, con
     const struct block_q4_K *x = vx;
     const struct block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0xF), nib = halves(0, 4);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
@@ -157,9 +160,9 @@ ALWAYS_INLINE void dot_q4_K(int n, float *s, const void *vx, const void *vy, con
             const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
             sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, word_pick2(2 * j, 2 * j + 1)), vnni);
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
-    *s = hsum_512(acc) + hsum_128(acc_m);
+    *s = hsum_256(acc) + hsum_128(acc_m);
 }
 
 ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, const int vnni)
@@ -167,7 +170,7 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
     const struct block_q5_K *x = vx;
     const struct block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0xF), m16 = _mm512_set1_epi8(0x10), nib = halves(0, 4);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
@@ -189,9 +192,9 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
             const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
             sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, word_pick2(2 * j, 2 * j + 1)), vnni);
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
-    *s = hsum_512(acc) + hsum_128(acc_m);
+    *s = hsum_256(acc) + hsum_128(acc_m);
 }
 
 ALWAYS_INLINE void dot_q6_K(int n, float *s, const void *vx, const void *vy, const int vnni)
@@ -200,7 +203,7 @@ ALWAYS_INLINE void dot_q6_K(int n, float *s, const void *vx, const void *vy, con
     const struct block_q8_K *y = vy;
     const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl_a = halves(4, 2), shr_b = halves(0, 2);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const __m256i sc = _mm256_cvtepi8_epi16(loadu_128(x[i].scales));
@@ -223,9 +226,9 @@ ALWAYS_INLINE void dot_q6_K(int n, float *s, const void *vx, const void *vy, con
             sumi = madd_acc(sumi, pa, _mm512_permutexvar_epi32(lane_pick(8 * half), scales), vnni);
             sumi = madd_acc(sumi, pb, _mm512_permutexvar_epi32(lane_pick(8 * half + 4), scales), vnni);
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
-    *s = hsum_512(acc);
+    *s = hsum_256(acc);
 }
 
 ALWAYS_INLINE void dot_q3_K(int n, float *s, const void *vx, const void *vy, const int vnni)
@@ -233,7 +236,7 @@ ALWAYS_INLINE void dot_q3_K(int n, float *s, const void *vx, const void *vy, con
     const struct block_q3_K *x = vx;
     const struct block_q8_K *y = vy;
     const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(4);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const __m256i sc = q3_K_scales(x[i].scales);
@@ -259,9 +262,9 @@ ALWAYS_INLINE void dot_q3_K(int n, float *s, const void *vx, const void *vy, con
                                 _mm512_permutexvar_epi32(lane_pick(8 * half + 4 * jj), scales), vnni);
             }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
-    *s = hsum_512(acc);
+    *s = hsum_256(acc);
 }
 
 ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, const int vnni)
@@ -270,7 +273,7 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
     const struct block_q8_K *y = vy;
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0xF);
-    __m512 acc = _mm512_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     __m256 acc_m = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
@@ -292,9 +295,9 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
                                 _mm512_permutexvar_epi32(lane_pick(8 * half + 4 * jj), scales), vnni);
             }
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
-    *s = hsum_512(acc) + hsum_256(acc_m);
+    *s = hsum_256(acc) + hsum_256(acc_m);
 }
 
 /* One plain and one VNNI instantiation per type; the VNNI one is only called after cpuid. */
@@ -360,7 +363,7 @@ void quant__from_float_q8_K_avx512(const float *src, void *dst, int64_t n)
                 break;
             }
         }
-        const float iscale = -128.f / src[first];
+        const float iscale = -127.f / src[first];
         const __m512 vis = _mm512_set1_ps(iscale);
         for (int j = 0; j < QK_K; j += 16)
             _mm_storeu_si128((__m128i *)(y[i].qs + j), q8_K_levels(_mm512_loadu_ps(src + j), vis));

@@ -48,11 +48,31 @@ static inline float hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
     return hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)));
 }
 
-/* The half field `f` of 8 consecutive blocks starting at p, as 8 floats. */
+/* The half at byte `off` of each of 8 consecutive blocks of `size` bytes at p, as 8 floats.
+ * Word permutes over 64-byte loads replace 16 scalar inserts; every load stays inside the 8
+ * blocks (size 18..36, constant after inlining, so the index setup is hoisted). */
+static inline __attribute__((always_inline)) __m256 halves8(const void *p, const int size,
+                                                            const int off)
+{
+    const uint8_t *b = p;
+    const __m512i k = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i w = _mm512_add_epi16(_mm512_mullo_epi16(k, _mm512_set1_epi16((short)(size / 2))),
+                                       _mm512_set1_epi16((short)(off / 2)));
+    __m512i h = _mm512_permutex2var_epi16(_mm512_loadu_si512(b), w, _mm512_loadu_si512(b + 64));
+    if ((7 * size + off) / 2 >= 64) {
+        /* Words past the first 128 bytes come from a second window [a, a + 64) words. */
+        const int a = 4 * size - 64 < 64 ? 4 * size - 64 : 64;
+        const __m512i h2 = _mm512_permutex2var_epi16(_mm512_loadu_si512(b + 2 * a),
+                                                     _mm512_sub_epi16(w, _mm512_set1_epi16((short)a)),
+                                                     _mm512_loadu_si512(b + 2 * a + 64));
+        h = _mm512_mask_mov_epi16(h, _mm512_cmpge_epi16_mask(w, _mm512_set1_epi16(64)), h2);
+    }
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(h));
+}
+
 #define HALVES8(p, f)                                                                     \
-    _mm256_cvtph_ps(_mm_setr_epi16((short)(p)[0].f, (short)(p)[1].f, (short)(p)[2].f,   \
-                                   (short)(p)[3].f, (short)(p)[4].f, (short)(p)[5].f,   \
-                                   (short)(p)[6].f, (short)(p)[7].f))
+    halves8((p), (int)sizeof((p)[0]), (int)((const char *)&(p)[0].f - (const char *)(p)))
 
 /* Two blocks' 32 quants side by side: block a in the low 256 bits, block b in the high. */
 static inline __m512i load_pair(const int8_t *a, const int8_t *b)

@@ -101,7 +101,7 @@ static const char *write_tmp(const char *name, const void *p, size_t n)
     static char path[512];
     snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), name);
     FILE *f = fopen(path, "wb");
-    if (!f || fwrite(p, 1, n, f) != n || fclose(f))
+    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f))
         abort();
     return path;
 }
@@ -132,9 +132,12 @@ static void expect_fail(int line, struct bb *b, int code, const char *const *nee
     if (g)
         test__fail(__FILE__, line, "handle not NULL on failure");
     check_msg(line, err, path, needles);
+    if (getenv("GGUF_TEST_VERBOSE"))   /* to review the wording of every message */
+        fprintf(stderr, "    line %d: %s\n", line, err);
 
     void *copy = malloc(b->len ? b->len : 1);
-    memcpy(copy, b->p, b->len);
+    if (b->len)
+        memcpy(copy, b->p, b->len);
     rc = gguf_open_buffer(&g, copy, b->len, "buf.gguf", err, sizeof(err));
     if (rc != code)
         test__fail(__FILE__, line, "gguf_open_buffer: rc %d, expected %d: %s", rc, code, err);
@@ -701,7 +704,8 @@ TEST(gguf_every_truncation_fails_cleanly)
     gguf_close(g);
     for (size_t n = 0; n < b.len; n++) {
         uint8_t *copy = malloc(n ? n : 1);   /* exact size: ASan catches any over-read */
-        memcpy(copy, b.p, n);
+        if (n)
+            memcpy(copy, b.p, n);
         char err[512] = "";
         g = NULL;
         int rc = gguf_open_buffer(&g, copy, n, "cut.gguf", err, sizeof(err));
@@ -709,6 +713,8 @@ TEST(gguf_every_truncation_fails_cleanly)
             test__fail(__FILE__, __LINE__, "prefix %zu: rc %d: %s", n, rc, err);
         if (g)
             test__fail(__FILE__, __LINE__, "prefix %zu: handle returned", n);
+        if (getenv("GGUF_TEST_VERBOSE"))
+            fprintf(stderr, "    prefix %zu: %s\n", n, err);
         check_msg(__LINE__, err, "cut.gguf", NULL);
         gguf_close(g);
         free(copy);

@@ -345,9 +345,25 @@ TEST(quant_k_known_q8_K)
 
 /* ---- quantize -> dequantize error on Gaussian data ---- */
 
-/* Relative RMSE bounds for N(0, 1) data (measured: Q2_K 0.302, Q3_K 0.173, Q4_K 0.0923,
- * Q5_K 0.0459, Q6_K 0.0224, Q8_K 0.0074), each with ~5% margin. */
-static void roundtrip_check(enum qtype t, double bound, float scale)
+/* Relative RMSE of quantize -> dequantize on N(0, s^2) data, s from 1e-2 to 1e2 (measured:
+ * Q2_K 0.2968, Q3_K 0.1520, Q4_K 0.0717, Q5_K 0.0365, Q6_K 0.0180, Q8_K 0.0070; the fixtures,
+ * made by another tool from the same algorithms, show the same), each bound with ~5% margin.
+ * Far smaller weights (s < 1e-3) lose precision to the fp16 super-scales, a limit of the
+ * format shared with other implementations. */
+static double rmse_bound(enum qtype t)
+{
+    switch (t) {
+    case QTYPE_Q2_K: return 0.31;
+    case QTYPE_Q3_K: return 0.16;
+    case QTYPE_Q4_K: return 0.075;
+    case QTYPE_Q5_K: return 0.038;
+    case QTYPE_Q6_K: return 0.019;
+    case QTYPE_Q8_K: return 0.0074;
+    default: return 0;
+    }
+}
+
+static void roundtrip_check(enum qtype t, float scale)
 {
     const int64_t n = 64 * QK_K;
     const struct qtype_traits *tr = quant_traits(t);
@@ -357,27 +373,28 @@ static void roundtrip_check(enum qtype t, double bound, float scale)
     tr->from_float(x, q, n);
     tr->to_float(q, y, n);
     const double e = rel_rmse(x, y, n);
-    if (!(e <= bound))
-        fprintf(stderr, "    %s rel rmse %.5f > %.5f (scale %g)\n", tr->name, e, bound, scale);
-    CHECK(e <= bound);
+    if (!(e <= rmse_bound(t)))
+        fprintf(stderr, "    %s rel rmse %.5f > %.5f (scale %g)\n", tr->name, e, rmse_bound(t),
+                scale);
+    CHECK(e <= rmse_bound(t));
     free(x);
     free(y);
     free(q);
 }
 
-#define ROUNDTRIP(T, bound)                      \
-    TEST(quant_k_roundtrip_##T)                  \
-    {                                            \
-        roundtrip_check(QTYPE_##T, bound, 1.0f); \
-        roundtrip_check(QTYPE_##T, bound, 1e-3f); \
-        roundtrip_check(QTYPE_##T, bound, 100.0f); \
+#define ROUNDTRIP(T)                          \
+    TEST(quant_k_roundtrip_##T)               \
+    {                                         \
+        roundtrip_check(QTYPE_##T, 1.0f);     \
+        roundtrip_check(QTYPE_##T, 0.01f);    \
+        roundtrip_check(QTYPE_##T, 100.0f);   \
     }
-ROUNDTRIP(Q2_K, 0.32)
-ROUNDTRIP(Q3_K, 0.182)
-ROUNDTRIP(Q4_K, 0.097)
-ROUNDTRIP(Q5_K, 0.0485)
-ROUNDTRIP(Q6_K, 0.0236)
-ROUNDTRIP(Q8_K, 0.0078)
+ROUNDTRIP(Q2_K)
+ROUNDTRIP(Q3_K)
+ROUNDTRIP(Q4_K)
+ROUNDTRIP(Q5_K)
+ROUNDTRIP(Q6_K)
+ROUNDTRIP(Q8_K)
 
 /* ---- edge cases of the weight quantizers ---- */
 
@@ -398,24 +415,27 @@ TEST(quant_k_quantize_edge_cases)
             bad += y[j] != 0.0f;
         CHECK_EQ_INT(bad, 0);
         CHECK(rel_rmse(x + QK_K, y + QK_K, QK_K) < 0.02);
-        /* all positive, and large-but-representable / tiny magnitudes: finite, and tiny
-         * values (below what an fp16 scale can hold) decode to something small */
-        const float mags[] = {1.0f, 1000.0f, 1e-30f};
-        for (int m = 0; m < 3; m++) {
-            uint64_t s = 99 + m;
-            for (int j = 0; j < 2 * QK_K; j++)
-                x[j] = mags[m] * (m == 0 ? (float)rng_uniform(&s) + 0.5f : rng_gauss(&s));
-            tr->from_float(x, q, 2 * QK_K);
-            tr->to_float(q, y, 2 * QK_K);
-            int nonfinite = 0;
-            double err = 0;
-            for (int j = 0; j < 2 * QK_K; j++) {
-                nonfinite += !isfinite(y[j]);
-                err = fmax(err, fabs((double)y[j] - x[j]));
-            }
-            CHECK_EQ_INT(nonfinite, 0);
-            CHECK(err < 2.0 * mags[m]);
-        }
+        /* all positive; all negative and large */
+        uint64_t s = 99;
+        for (int j = 0; j < 2 * QK_K; j++)
+            x[j] = (float)rng_uniform(&s) + 0.5f;
+        tr->from_float(x, q, 2 * QK_K);
+        tr->to_float(q, y, 2 * QK_K);
+        CHECK(rel_rmse(x, y, 2 * QK_K) <= rmse_bound(k_types[k]));
+        for (int j = 0; j < 2 * QK_K; j++)
+            x[j] = -1000.0f * ((float)rng_uniform(&s) + 0.5f);
+        tr->from_float(x, q, 2 * QK_K);
+        tr->to_float(q, y, 2 * QK_K);
+        CHECK(rel_rmse(x, y, 2 * QK_K) <= rmse_bound(k_types[k]));
+        /* tiny values, below what an fp16 scale holds: finite and no larger than the input */
+        for (int j = 0; j < 2 * QK_K; j++)
+            x[j] = 1e-30f * rng_gauss(&s);
+        tr->from_float(x, q, 2 * QK_K);
+        tr->to_float(q, y, 2 * QK_K);
+        int odd = 0;
+        for (int j = 0; j < 2 * QK_K; j++)
+            odd += !isfinite(y[j]) || fabsf(y[j]) > 1e-29f;
+        CHECK_EQ_INT(odd, 0);
         /* a lone spike, positive then negative */
         for (int sign = -1; sign <= 1; sign += 2) {
             memset(x, 0, sizeof(x));
@@ -430,60 +450,67 @@ TEST(quant_k_quantize_edge_cases)
 
 /* ---- fixtures: real GGUF files quantized by another tool from the same F32 weights ---- */
 
-/* Every tensor of type t in the fixture decodes close to the F32 original (a wrong layout
- * gives a relative RMSE near 1.4), and our quantizer reproduces most blocks byte for byte. */
-static void fixture_check(const char *file, enum qtype t, double bound, double min_same)
+/* Every K-quant tensor in the fixture decodes close to the F32 original (a wrong layout gives
+ * a relative RMSE near 1.4), and our quantizer, run on the F32 original, reproduces every
+ * block byte for byte: same layout, same algorithms. Returns the K tensors checked. */
+static int fixture_check(const char *name)
 {
-    char *pq = test_shared_path(file), *pf = test_shared_path("fixtures/models/llama-F32.gguf");
+    char rel[128];
+    snprintf(rel, sizeof(rel), "fixtures/models/%s.gguf", name);
+    char *pq = test_shared_path(rel), *pf = test_shared_path("fixtures/models/llama-F32.gguf");
     struct gguf *gq = NULL, *gf = NULL;
     char err[256];
-    REQUIRE(gguf_open(&gq, pq, err, sizeof(err)) == 0);
-    REQUIRE(gguf_open(&gf, pf, err, sizeof(err)) == 0);
-    const struct qtype_traits *tr = quant_traits(t);
     int n_tensors = 0;
-    int64_t blocks = 0, same = 0;
+    if (gguf_open(&gq, pq, err, sizeof(err)) || gguf_open(&gf, pf, err, sizeof(err))) {
+        test__fail(__FILE__, __LINE__, "%s", err);
+        goto out;
+    }
     for (uint64_t i = 0; i < gguf_tensor_count(gq); i++) {
         const struct gguf_tensor *tq = gguf_tensor_at(gq, i);
-        if (tq->type != t)
+        if (tq->type < QTYPE_Q2_K || tq->type > QTYPE_Q6_K)
             continue;
+        const struct qtype_traits *tr = quant_traits(tq->type);
         const struct gguf_tensor *tf = gguf_find_tensor(gf, tq->name);
-        REQUIRE(tf && tf->type == QTYPE_F32);
         const int64_t n = gguf_tensor_nelements(tq);
-        REQUIRE(n == gguf_tensor_nelements(tf) && n % QK_K == 0);
-        REQUIRE(tq->size == quant_row_size(t, n));
+        if (!tf || tf->type != QTYPE_F32 || n != gguf_tensor_nelements(tf) || n % QK_K ||
+            tq->size != quant_row_size(tq->type, n)) {
+            test__fail(__FILE__, __LINE__, "%s %s: no matching F32 tensor", name, tq->name);
+            continue;
+        }
         float *ref = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
         uint8_t *requant = malloc(tq->size);
         memcpy(ref, tf->data, sizeof(float) * n);
         tr->to_float(tq->data, got, n);
         const double e = rel_rmse(ref, got, n);
-        if (!(e <= bound))
-            fprintf(stderr, "    %s %s: rel rmse %.4f > %.4f\n", file, tq->name, e, bound);
-        CHECK(e <= bound);
+        if (!(e <= rmse_bound(tq->type)))
+            test__fail(__FILE__, __LINE__, "%s %s (%s): rel rmse %.4f > %.4f", name, tq->name,
+                       tr->name, e, rmse_bound(tq->type));
         tr->from_float(ref, requant, n);
-        for (int64_t b = 0; b < n / QK_K; b++, blocks++)
-            same += !memcmp(requant + b * tr->type_size,
-                            (const uint8_t *)tq->data + b * tr->type_size, tr->type_size);
+        int64_t differ = 0;
+        for (int64_t b = 0; b < n / QK_K; b++)
+            differ += memcmp(requant + b * tr->type_size,
+                             (const uint8_t *)tq->data + b * tr->type_size, tr->type_size) != 0;
+        if (differ)
+            test__fail(__FILE__, __LINE__, "%s %s (%s): %lld of %lld blocks requantize differently",
+                       name, tq->name, tr->name, (long long)differ, (long long)(n / QK_K));
         free(ref);
         free(got);
         free(requant);
         n_tensors++;
     }
-    CHECK(n_tensors > 0);
-    if (!(same >= min_same * blocks))
-        fprintf(stderr, "    %s: %lld of %lld blocks requantize identically\n", file,
-                (long long)same, (long long)blocks);
-    CHECK(same >= min_same * blocks);
+out:
     gguf_close(gq);
     gguf_close(gf);
     free(pq);
     free(pf);
+    return n_tensors;
 }
 
-TEST(quant_k_fixture_q2_K) { fixture_check("fixtures/models/llama-Q2_K.gguf", QTYPE_Q2_K, 0.32, 0.9); }
-TEST(quant_k_fixture_q3_K) { fixture_check("fixtures/models/llama-Q3_K_M.gguf", QTYPE_Q3_K, 0.18, 0.9); }
-TEST(quant_k_fixture_q4_K) { fixture_check("fixtures/models/llama-Q4_K_M.gguf", QTYPE_Q4_K, 0.097, 0.9); }
-TEST(quant_k_fixture_q5_K) { fixture_check("fixtures/models/llama-Q5_K_M.gguf", QTYPE_Q5_K, 0.049, 0.9); }
-TEST(quant_k_fixture_q6_K) { fixture_check("fixtures/models/llama-Q6_K.gguf", QTYPE_Q6_K, 0.024, 0.9); }
+TEST(quant_k_fixture_q2_K) { CHECK(fixture_check("llama-Q2_K") >= 16); }
+TEST(quant_k_fixture_q3_K_M) { CHECK(fixture_check("llama-Q3_K_M") >= 16); }
+TEST(quant_k_fixture_q4_K_M) { CHECK(fixture_check("llama-Q4_K_M") >= 16); }
+TEST(quant_k_fixture_q5_K_M) { CHECK(fixture_check("llama-Q5_K_M") >= 16); }
+TEST(quant_k_fixture_q6_K) { CHECK(fixture_check("llama-Q6_K") >= 16); }
 
 /* ---- dot products ---- */
 
@@ -521,10 +548,14 @@ TEST(quant_k_vec_dot_scalar_matches_dequantized)
 }
 
 /* SIMD kernels against the scalar oracle on random blocks. Integer sub-block sums are exact
- * in both, so they differ only by float rounding of the per-block scaling and of the
- * accumulation order: at most ~(blocks + lanes) * eps * sum|terms|. 64 * FLT_EPSILON * mass
- * leaves headroom over that for n <= 32 blocks while a single wrong integer term (at least
- * |d_x d_y|, ~1e-3 of the mass at these sizes) is far above it. */
+ * in both, so they differ only in float rounding: the scalar rounds one product per block
+ * and sums blocks in order, the SIMD kernels scale 8 int32 lanes per block, accumulate per
+ * lane and add the lanes at the end. Each of those ~(blocks + 10) roundings is within eps/2
+ * of a partial sum bounded by the mass (sum of |terms|); random-walk accumulation keeps the
+ * observed difference below 0.3 eps * mass. 16 eps * mass is far above that, while one
+ * wrong level anywhere moves the result by about mass / n, i.e. >= 120 eps * mass for
+ * n <= 32 blocks (8192 values). AVX-512 must moreover equal AVX2 bit for bit: it folds its
+ * 16 int32 lanes into AVX2's 8 and repeats AVX2's float steps. */
 static void simd_dot_check(enum quant_level level)
 {
     if (cpu_level() < (int)level)
@@ -536,19 +567,22 @@ static void simd_dot_check(enum quant_level level)
     for (int k = 0; k < N_K_TYPES; k++) {
         const enum qtype t = k_types[k];
         const quant_vec_dot_fn ref_fn = quant_vec_dot_at(t, QUANT_LEVEL_SCALAR);
+        const quant_vec_dot_fn avx2_fn = quant_vec_dot_at(t, QUANT_LEVEL_AVX2);
         const quant_vec_dot_fn fn = quant_vec_dot_at(t, level);
         REQUIRE(fn && fn != ref_fn);
-        int bad = 0;
+        int bad = 0, not_avx2 = 0;
         double worst = 0;
         for (int trial = 0; trial < 300; trial++) {
             const int nb = 1 + (int)(rng_next(&s) % max_nb);
             random_x_blocks(t, x, nb, &s);
             random_y_blocks(y, nb, &s, trial % 5 == 0);
-            float ref, got;
+            float ref, got, got2;
             ref_fn(nb * QK_K, &ref, x, y);
             fn(nb * QK_K, &got, x, y);
+            avx2_fn(nb * QK_K, &got2, x, y);
+            not_avx2 += memcmp(&got, &got2, sizeof(float)) != 0;
             const double mass = dot_mass(t, x, y, nb * QK_K);
-            const double tol = 64 * FLT_EPSILON * mass;
+            const double tol = 16 * FLT_EPSILON * mass;
             worst = fmax(worst, fabs((double)got - ref) / (FLT_EPSILON * mass));
             if (!(fabs((double)got - ref) <= tol)) {
                 if (bad++ < 3)
@@ -557,9 +591,36 @@ static void simd_dot_check(enum quant_level level)
             }
         }
         CHECK_EQ_INT(bad, 0);
+        CHECK_EQ_INT(not_avx2, 0);
         if (getenv("QUANT_K_VERBOSE"))
             fprintf(stderr, "    %s level %d: worst |diff| = %.2f eps * mass\n",
                     quant_traits(t)->name, level, worst);
+    }
+    free(y);
+    free(x);
+}
+
+/* A wrong level must be caught: flip one quant bit and the kernels must see it. */
+TEST(quant_k_vec_dot_detects_one_level)
+{
+    const int nb = 32;
+    struct block_q8_K *y = malloc(sizeof(*y) * nb);
+    uint8_t *x = malloc(sizeof(struct block_q6_K) * nb);
+    uint64_t s = 5;
+    for (int k = 0; k < N_K_TYPES; k++) {
+        const enum qtype t = k_types[k];
+        random_x_blocks(t, x, nb, &s);
+        random_y_blocks(y, nb, &s, 1);
+        float a, b;
+        quant_vec_dot_at(t, QUANT_LEVEL_SCALAR)(nb * QK_K, &a, x, y);
+        /* the lowest bit of the first quant byte of block 17 (Q3_K: its first qs byte) */
+        const size_t off = t == QTYPE_Q2_K ? offsetof(struct block_q2_K, qs)
+                           : t == QTYPE_Q3_K ? offsetof(struct block_q3_K, qs)
+                           : t == QTYPE_Q4_K ? offsetof(struct block_q4_K, qs)
+                           : t == QTYPE_Q5_K ? offsetof(struct block_q5_K, qs) : 0;
+        x[17 * quant_traits(t)->type_size + off] ^= 1;
+        quant_vec_dot_at(t, QUANT_LEVEL_SCALAR)(nb * QK_K, &b, x, y);
+        CHECK(fabs((double)a - b) > 16 * FLT_EPSILON * dot_mass(t, x, y, nb * QK_K));
     }
     free(y);
     free(x);

@@ -1,4 +1,4 @@
-/* libFuzzer target for the GGUF reader: parse arbitrary bytes, then touch everything it returns. */
+/* libFuzzer target for the GGUF reader: parse arbitrary bytes, touch all it returns, copy it. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +95,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *p = t->data;
         sink += p[0] + p[t->size - 1];
     }
+    /* Whatever the reader accepts, the writer must accept too (deep copies, no I/O here). */
+    struct gguf_writer *w = gguf_writer_new();
+    if (!w || gguf_writer_copy_kv(w, g))
+        abort();
+    for (uint64_t i = 0; i < n_t; i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        if (gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->size))
+            abort();
+    }
+    gguf_writer_free(w);
     gguf_close(g);
     return 0;
 }
