@@ -8,14 +8,14 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-#define cpu_relax() _mm_pause()
+#define cpu_relax() __asm__ volatile("" ::: "memory")
 #else
 #define cpu_relax() ((void)0)
 #endif
 
 /* About 20-50 microseconds of spinning before sleeping: long enough to bridge the gap
  * between the kernels of one forward pass, short enough not to burn a core when idle. */
-#define SPIN_ITERS 20000
+#define SPIN_ITERS (1 << 16)
 
 struct worker {
     struct pool *pool;

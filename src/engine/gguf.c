@@ -55,6 +55,7 @@ struct gguf {
     uint64_t kv_mask;
     uint32_t *t_slots;          /* same for tensor names */
     uint64_t t_mask;
+    uint64_t hash_seed;         /* per handle, so colliding names cannot be precomputed */
     struct arena_block *arena;
 };
 
@@ -302,10 +303,10 @@ static void *arena_alloc(struct gguf *g, uint64_t n, size_t item)
 
 /* ---- hash tables ---- */
 
-static uint64_t hash_bytes(const void *p, uint64_t n)
+static uint64_t hash_bytes(uint64_t seed, const void *p, uint64_t n)
 {
     const uint8_t *s = p;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 1469598103934665603ull ^ seed;
     for (uint64_t i = 0; i < n; i++) {
         h ^= s[i];
         h *= 1099511628211ull;
@@ -343,7 +344,7 @@ static int64_t slots_find(const struct gguf *g, uint32_t *slots, uint64_t mask,
 {
     if (!slots)
         return -1;
-    for (uint64_t h = hash_bytes(key, len) & mask;; h = (h + 1) & mask) {
+    for (uint64_t h = hash_bytes(g->hash_seed, key, len) & mask;; h = (h + 1) & mask) {
         if (!slots[h]) {
             if (insert)
                 slots[h] = insert;
@@ -397,8 +398,7 @@ static int check_count(struct parser *p, uint64_t count, uint64_t min_bytes, con
         return fail(p, GGUF_E_LIMIT, "%s %llu exceeds what a %llu-byte file can hold", what,
                     (unsigned long long)count, (unsigned long long)p->size);
     return fail(p, GGUF_E_TRUNCATED,
-                "file ends inside the data of %s %llu (needs at least %llu bytes at offset %llu, "
-                "file is %llu bytes)",
+                "%s %llu needs at least %llu bytes at offset %llu, file is %llu bytes",
                 what, (unsigned long long)count, (unsigned long long)(count * min_bytes),
                 (unsigned long long)p->pos, (unsigned long long)p->size);
 }
@@ -735,9 +735,10 @@ static int parse_kvs(struct parser *p)
         if (kv->key.len > MAX_KEY_LEN)
             return fail(p, GGUF_E_LIMIT, "key length %llu exceeds %u bytes",
                         (unsigned long long)kv->key.len, MAX_KEY_LEN);
-        if (!utf8_valid((const uint8_t *)kv->key.ptr, kv->key.len) ||
-            memchr(kv->key.ptr, 0, (size_t)kv->key.len))
-            return fail(p, GGUF_E_TYPE, "key is not valid UTF-8 without NUL bytes");
+        if (!utf8_valid((const uint8_t *)kv->key.ptr, kv->key.len))
+            return fail(p, GGUF_E_TYPE, "key is not valid UTF-8");
+        if (memchr(kv->key.ptr, 0, (size_t)kv->key.len))
+            return fail(p, GGUF_E_TYPE, "key contains a NUL byte");
         int64_t dup = slots_find(g, g->kv_slots, g->kv_mask, kv_key_eq, kv->key.ptr,
                                  kv->key.len, (uint32_t)i + 1);
         if (dup >= 0)
@@ -798,7 +799,7 @@ static int parse_tensor_info(struct parser *p, uint64_t i)
             return fail_sub(p, sub, GGUF_E_SHAPE, "dimension %llu exceeds INT64_MAX",
                             (unsigned long long)ne);
         if ((uint64_t)nel > (uint64_t)INT64_MAX / ne)
-            return fail_sub(p, sub, GGUF_E_SHAPE, "element count overflows int64 (%lld x %llu)",
+            return fail_sub(p, sub, GGUF_E_SHAPE, "element count overflows int64 (product so far %lld x %llu)",
                             (long long)nel, (unsigned long long)ne);
         nel *= (int64_t)ne;
         t->ne[d] = (int64_t)ne;
@@ -938,6 +939,11 @@ static int open_common(struct gguf **out, struct gguf *g, const char *name, char
     struct parser p = {.g = g, .p = g->base, .size = g->size, .errbuf = errbuf,
                        .errlen = errlen};
     int rc;
+    /* The heap address varies with ASLR; spread over 64 bits with the splitmix64 finalizer. */
+    uint64_t seed = (uint64_t)(uintptr_t)g ^ 0x9e3779b97f4a7c15ull;
+    seed = (seed ^ (seed >> 30)) * 0xbf58476d1ce4e5b9ull;
+    seed = (seed ^ (seed >> 27)) * 0x94d049bb133111ebull;
+    g->hash_seed = seed ^ (seed >> 31);
     escape_bytes(p.name, sizeof(p.name), name, strlen(name), 180);
     size_t nl = strlen(name);
     g->path = malloc(nl + 1);

@@ -24,37 +24,53 @@ static inline float hsum_256(__m256 v)
 static inline __m256i loadu_256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 static inline __m128i loadu_128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
 
-/* Words k of each 128-bit lane broadcast over that lane: low lane word a, high lane word b. */
-static inline __m256i word_pick(int a, int b)
+/* pshufb controls that broadcast one 16-bit word over a 128-bit lane. pick_32[k]: word k
+ * in both lanes (one scale per 32 values); pick_16[k]: word 2k in the low lane, 2k + 1 in
+ * the high lane (one scale per 16 values). */
+#define W8(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
+static const uint8_t pick_32[8][32] __attribute__((aligned(32))) = {
+    {W8(0), W8(0)},   {W8(2), W8(2)},   {W8(4), W8(4)},   {W8(6), W8(6)},
+    {W8(8), W8(8)},   {W8(10), W8(10)}, {W8(12), W8(12)}, {W8(14), W8(14)},
+};
+static const uint8_t pick_16[4][32] __attribute__((aligned(32))) = {
+    {W8(0), W8(2)}, {W8(4), W8(6)}, {W8(8), W8(10)}, {W8(12), W8(14)},
+};
+
+static inline __m256i pick(__m256i v, const uint8_t *ctl)
 {
-    return _mm256_set_m128i(_mm_set1_epi16((short)((2 * b + 1) << 8 | 2 * b)),
-                            _mm_set1_epi16((short)((2 * a + 1) << 8 | 2 * a)));
+    return _mm256_shuffle_epi8(v, _mm256_load_si256((const __m256i *)ctl));
 }
 
-/* Q4_K/Q5_K scales and mins as 16 words: scales 0-7, then mins 0-7. */
-static inline __m256i k4_scales_mins(const uint8_t *s)
+/* Q4_K/Q5_K scales and mins (12 bytes at s, 16 readable) as bytes: scales 0-7, mins 0-7.
+ * Bytes 0-3: scale 0-3 and the top bits of scale 4-7; 4-7: min 0-3 and the top bits of min
+ * 4-7; 8-11: the low nibbles of scale 4-7 and min 4-7. */
+static inline __m128i k4_scales_mins(const uint8_t *s)
 {
-    uint32_t u[4];
-    memcpy(u, s, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = mins_lo;
-    u[0] &= 0x3f3f3f3f;
-    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+    const __m128i v = loadu_128(s);
+    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(a, 4),
+                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+    const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
 }
 
-/* Q3_K's sixteen scales, unbiased (-32..31), as words. */
+/* Q3_K's sixteen scales, unbiased (-32..31), as words. s - 4 .. s + 11 must be readable (the
+ * scales end 2 bytes before the block does). Scale i: low nibble from byte i % 8 (high
+ * nibble for i >= 8), top two bits from byte 8 + i % 4, bit pair i / 4. */
 static inline __m256i q3_K_scales(const uint8_t *s)
 {
-    uint32_t a[3], u[4];
-    memcpy(a, s, 12);
-    u[0] = (a[0] & 0x0f0f0f0f) | (((a[2] >> 0) & 0x03030303) << 4);
-    u[1] = (a[1] & 0x0f0f0f0f) | (((a[2] >> 2) & 0x03030303) << 4);
-    u[2] = ((a[0] >> 4) & 0x0f0f0f0f) | (((a[2] >> 4) & 0x03030303) << 4);
-    u[3] = ((a[1] >> 4) & 0x0f0f0f0f) | (((a[2] >> 6) & 0x03030303) << 4);
-    const __m128i b = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
-    return _mm256_cvtepi8_epi16(_mm_sub_epi8(b, _mm_set1_epi8(32)));
+    const __m128i v = loadu_128(s - 4);
+    const __m128i l = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(l, 4),
+                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
+    const __m128i h = _mm_shuffle_epi8(v, _mm_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15));
+    const __m128i hi = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4),
+                                     _mm_set1_epi8(0x30));
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32)));
 }
 
 /* Pairwise sums of the 16 bsums: the sums of the eight 32-value sub-blocks. */
@@ -74,21 +90,22 @@ void quant__vec_dot_q4_K_avx2(int n, float *s, const void *vx, const void *vy)
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        const __m256i ms = k4_scales_mins(x[i].scales);
+        const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
             const __m256i bits = loadu_256(q4);
             const __m256i lo = _mm256_and_si256(bits, m4);
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
             __m256i pl = _mm256_maddubs_epi16(lo, loadu_256(q8));
             __m256i ph = _mm256_maddubs_epi16(hi, loadu_256(q8 + 32));
-            pl = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(2 * j, 2 * j)), pl);
-            ph = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(2 * j + 1, 2 * j + 1)), ph);
+            pl = _mm256_madd_epi16(pick(scales, pick_32[2 * j]), pl);
+            ph = _mm256_madd_epi16(pick(scales, pick_32[2 * j + 1]), ph);
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -106,7 +123,7 @@ void quant__vec_dot_q5_K_avx2(int n, float *s, const void *vx, const void *vy)
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        const __m256i ms = k4_scales_mins(x[i].scales);
+        const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
@@ -116,6 +133,7 @@ void quant__vec_dot_q5_K_avx2(int n, float *s, const void *vx, const void *vy)
          * the high nibbles; h moves them down two bits per chunk */
         __m256i h = loadu_256(x[i].qh);
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, ql += 32, q8 += 64) {
             const __m256i bits = loadu_256(ql);
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4),
@@ -125,8 +143,8 @@ void quant__vec_dot_q5_K_avx2(int n, float *s, const void *vx, const void *vy)
             h = _mm256_srli_epi16(h, 2);
             __m256i pl = _mm256_maddubs_epi16(lo, loadu_256(q8));
             __m256i ph = _mm256_maddubs_epi16(hi, loadu_256(q8 + 32));
-            pl = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(2 * j, 2 * j)), pl);
-            ph = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(2 * j + 1, 2 * j + 1)), ph);
+            pl = _mm256_madd_epi16(pick(scales, pick_32[2 * j]), pl);
+            ph = _mm256_madd_epi16(pick(scales, pick_32[2 * j + 1]), ph);
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -148,6 +166,7 @@ void quant__vec_dot_q6_K_avx2(int n, float *s, const void *vx, const void *vy)
         __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
         const uint8_t *ql = x[i].ql, *qh = x[i].qh;
         const int8_t *q8 = y[i].qs;
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++, ql += 64, qh += 32, q8 += 128) {
             const __m256i scales = half ? _mm256_permute2x128_si256(sc, sc, 0x11)
                                         : _mm256_permute2x128_si256(sc, sc, 0x00);
@@ -164,10 +183,10 @@ void quant__vec_dot_q6_K_avx2(int n, float *s, const void *vx, const void *vy)
             const __m256i p1 = _mm256_maddubs_epi16(q1, loadu_256(q8 + 32));
             const __m256i p2 = _mm256_maddubs_epi16(q2, loadu_256(q8 + 64));
             const __m256i p3 = _mm256_maddubs_epi16(q3, loadu_256(q8 + 96));
-            const __m256i s0 = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(0, 1)), p0);
-            const __m256i s1 = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(2, 3)), p1);
-            const __m256i s2 = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(4, 5)), p2);
-            const __m256i s3 = _mm256_madd_epi16(_mm256_shuffle_epi8(scales, word_pick(6, 7)), p3);
+            const __m256i s0 = _mm256_madd_epi16(pick(scales, pick_16[0]), p0);
+            const __m256i s1 = _mm256_madd_epi16(pick(scales, pick_16[1]), p1);
+            const __m256i s2 = _mm256_madd_epi16(pick(scales, pick_16[2]), p2);
+            const __m256i s3 = _mm256_madd_epi16(pick(scales, pick_16[3]), p3);
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(s0, s1),
                                                            _mm256_add_epi32(s2, s3)));
         }
@@ -191,17 +210,18 @@ void quant__vec_dot_q3_K_avx2(int n, float *s, const void *vx, const void *vy)
         /* bit b of hmask byte l is the third bit of value 32b + l; h moves it to bit 0 */
         __m256i h = loadu_256(x[i].hmask);
         const int8_t *q8 = y[i].qs;
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const __m256i scales = half ? _mm256_permute2x128_si256(sc, sc, 0x11)
                                         : _mm256_permute2x128_si256(sc, sc, 0x00);
             const __m256i bits = loadu_256(x[i].qs + 32 * half);
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++, q8 += 32) {
                 const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
                 const __m256i q3 = _mm256_or_si256(q2, _mm256_and_si256(_mm256_slli_epi16(h, 2), m4));
                 h = _mm256_srli_epi16(h, 1);
                 const __m256i p = _mm256_maddubs_epi16(q3, loadu_256(q8));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(
-                    _mm256_shuffle_epi8(scales, word_pick(2 * j, 2 * j + 1)), p));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pick(scales, pick_16[j]), p));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -226,15 +246,16 @@ void quant__vec_dot_q2_K_avx2(int n, float *s, const void *vx, const void *vy)
         const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const __m256i scales = half ? _mm256_permute2x128_si256(sc, sc, 0x11)
                                         : _mm256_permute2x128_si256(sc, sc, 0x00);
             const __m256i bits = loadu_256(x[i].qs + 32 * half);
+#pragma GCC unroll 4
             for (int j = 0; j < 4; j++, q8 += 32) {
                 const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
                 const __m256i p = _mm256_maddubs_epi16(q2, loadu_256(q8));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(
-                    _mm256_shuffle_epi8(scales, word_pick(2 * j, 2 * j + 1)), p));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pick(scales, pick_16[j]), p));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);

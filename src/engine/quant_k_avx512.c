@@ -55,28 +55,33 @@ static inline __m512i halves(long long a, long long b)
     return _mm512_set_epi64(b, b, b, b, a, a, a, a);
 }
 
-/* Word w of the 128-bit lane broadcast over lanes 0-1, word v over lanes 2-3 (for a register
- * holding the same 8 words in every lane). */
-static inline __m512i word_pick2(int w, int v)
-{
-    const __m256i a = _mm256_set1_epi16((short)((2 * w + 1) << 8 | 2 * w));
-    const __m256i b = _mm256_set1_epi16((short)((2 * v + 1) << 8 | 2 * v));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-}
+/* pshufb controls for a register holding the same 8 words in every 128-bit lane: word 2j
+ * over lanes 0-1 and word 2j + 1 over lanes 2-3 (the 32-value sub-blocks 2j, 2j + 1). */
+#define W8(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
+static const uint8_t pick_k4[4][64] __attribute__((aligned(64))) = {
+    {W8(0), W8(0), W8(2), W8(2)},
+    {W8(4), W8(4), W8(6), W8(6)},
+    {W8(8), W8(8), W8(10), W8(10)},
+    {W8(12), W8(12), W8(14), W8(14)},
+};
 
-/* Lane i (of 4) filled with dword first + i: picks four consecutive 16-value scales. */
-static inline __m512i lane_pick(int first)
-{
-    return _mm512_set_epi32(first + 3, first + 3, first + 3, first + 3, first + 2, first + 2,
-                            first + 2, first + 2, first + 1, first + 1, first + 1, first + 1,
-                            first, first, first, first);
-}
+/* vpermd indices: lane i (of 4) filled with dword 4c + i, i.e. the four 16-value scales of
+ * 64-value chunk c. */
+#define L4(a) a, a, a, a
+static const int32_t pick_16[4][16] __attribute__((aligned(64))) = {
+    {L4(0), L4(1), L4(2), L4(3)},
+    {L4(4), L4(5), L4(6), L4(7)},
+    {L4(8), L4(9), L4(10), L4(11)},
+    {L4(12), L4(13), L4(14), L4(15)},
+};
 
-/* Sixteen int16 scales as dwords holding the scale in both words, for lane_pick. */
+static inline __m512i load_512(const void *p) { return _mm512_load_si512(p); }
+
+/* Sixteen int16 scales as dwords holding the scale in both words, for pick_16. */
 static inline __m512i dup_words(__m256i sc16)
 {
     const __m512i d = _mm512_cvtepi16_epi32(sc16);
-    return _mm512_or_si512(_mm512_and_si512(d, _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(d, 16));
+    return _mm512_ternarylogic_epi32(d, _mm512_set1_epi32(0xffff), _mm512_slli_epi32(d, 16), 0xEA);
 }
 
 static inline float hsum_128(__m128 v)
@@ -99,30 +104,36 @@ static inline __m256i fold(__m512i v)
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-/* Q4_K/Q5_K scales and mins as 16 words: scales 0-7, then mins 0-7. */
-static inline __m256i k4_scales_mins(const uint8_t *s)
+/* Q4_K/Q5_K scales and mins (12 bytes at s, 16 readable) as bytes: scales 0-7, mins 0-7.
+ * Bytes 0-3: scale 0-3 and the top bits of scale 4-7; 4-7: min 0-3 and the top bits of min
+ * 4-7; 8-11: the low nibbles of scale 4-7 and min 4-7. */
+static inline __m128i k4_scales_mins(const uint8_t *s)
 {
-    uint32_t u[4];
-    memcpy(u, s, 12);
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-    const uint32_t mins_lo = u[1] & 0x3f3f3f3f;
-    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-    u[2] = mins_lo;
-    u[0] &= 0x3f3f3f3f;
-    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+    const __m128i v = loadu_128(s);
+    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(a, 4),
+                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+    const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    return _mm_ternarylogic_epi32(lo, _mm_srli_epi16(b, 2), _mm_set1_epi8(0x30), 0xF8);
 }
 
-/* Q3_K's sixteen scales, unbiased (-32..31), as words. */
+/* Q3_K's sixteen scales, unbiased (-32..31), as words. s - 4 .. s + 11 must be readable (the
+ * scales end 2 bytes before the block does). Scale i: low nibble from byte i % 8 (high
+ * nibble for i >= 8), top two bits from byte 8 + i % 4, bit pair i / 4. */
 static inline __m256i q3_K_scales(const uint8_t *s)
 {
-    uint32_t a[3], u[4];
-    memcpy(a, s, 12);
-    u[0] = (a[0] & 0x0f0f0f0f) | (((a[2] >> 0) & 0x03030303) << 4);
-    u[1] = (a[1] & 0x0f0f0f0f) | (((a[2] >> 2) & 0x03030303) << 4);
-    u[2] = ((a[0] >> 4) & 0x0f0f0f0f) | (((a[2] >> 4) & 0x03030303) << 4);
-    u[3] = ((a[1] >> 4) & 0x0f0f0f0f) | (((a[2] >> 6) & 0x03030303) << 4);
-    const __m128i b = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
-    return _mm256_cvtepi8_epi16(_mm_sub_epi8(b, _mm_set1_epi8(32)));
+    const __m128i v = loadu_128(s - 4);
+    const __m128i l = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(l, 4),
+                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
+    const __m128i h = _mm_shuffle_epi8(v, _mm_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15));
+    const __m128i hi = _mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4);
+    const __m128i all = _mm_ternarylogic_epi32(lo, hi, _mm_set1_epi8(0x30), 0xF8);
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(all, _mm_set1_epi8(32)));
 }
 
 static inline __m128i bsums_32(const struct block_q8_K *y)
@@ -147,18 +158,19 @@ ALWAYS_INLINE void dot_q4_K(int n, float *s, const void *vx, const void *vy, con
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        const __m256i ms = k4_scales_mins(x[i].scales);
+        const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(ms));
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
         __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
             /* low nibbles in the low half, high nibbles in the high half */
             const __m512i q = _mm512_and_si512(_mm512_srlv_epi64(bcast_256(q4), nib), m4);
             const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
-            sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, word_pick2(2 * j, 2 * j + 1)), vnni);
+            sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, load_512(pick_k4[j])), vnni);
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
@@ -175,7 +187,7 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
     for (int i = 0; i < n / QK_K; i++) {
         const float d = y[i].d * _cvtsh_ss(x[i].d);
         const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        const __m256i ms = k4_scales_mins(x[i].scales);
+        const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
         acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
         const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(ms));
@@ -183,6 +195,7 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
         __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
         for (int j = 0; j < QK_K / 64; j++, q4 += 32, q8 += 64) {
             /* fifth bits: bit 2j (low half) and 2j + 1 (high half) of each qh byte rotated to
              * bit 4; a rotate by 4 - b never moves the bit out of its byte */
@@ -190,7 +203,7 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
             const __m512i lo = _mm512_and_si512(_mm512_srlv_epi64(bcast_256(q4), nib), m4);
             const __m512i q = or_and(lo, _mm512_rolv_epi64(qh, rot), m16);
             const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
-            sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, word_pick2(2 * j, 2 * j + 1)), vnni);
+            sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, load_512(pick_k4[j])), vnni);
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
@@ -214,6 +227,7 @@ ALWAYS_INLINE void dot_q6_K(int n, float *s, const void *vx, const void *vy, con
             _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
         const uint8_t *ql = x[i].ql, *qhp = x[i].qh;
         const int8_t *q8 = y[i].qs;
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++, ql += 64, qhp += 32, q8 += 128) {
             /* a: values 0-63 of the half (low nibbles of ql[0..63], qh bits 0-1 and 2-3);
              * b: values 64-127 (high nibbles, qh bits 4-5 and 6-7) */
@@ -223,8 +237,8 @@ ALWAYS_INLINE void dot_q6_K(int n, float *s, const void *vx, const void *vy, con
                                      _mm512_srlv_epi64(qh, shr_b), m30);
             const __m512i pa = _mm512_maddubs_epi16(a, loadu_512(q8));
             const __m512i pb = _mm512_maddubs_epi16(b, loadu_512(q8 + 64));
-            sumi = madd_acc(sumi, pa, _mm512_permutexvar_epi32(lane_pick(8 * half), scales), vnni);
-            sumi = madd_acc(sumi, pb, _mm512_permutexvar_epi32(lane_pick(8 * half + 4), scales), vnni);
+            sumi = madd_acc(sumi, pa, _mm512_permutexvar_epi32(load_512(pick_16[2 * half]), scales), vnni);
+            sumi = madd_acc(sumi, pb, _mm512_permutexvar_epi32(load_512(pick_16[2 * half + 1]), scales), vnni);
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
@@ -247,8 +261,10 @@ ALWAYS_INLINE void dot_q3_K(int n, float *s, const void *vx, const void *vy, con
             _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 2)));
         const __m512i hm = bcast_256(x[i].hmask);
         const int8_t *q8 = y[i].qs;
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const __m512i bits = bcast_256(x[i].qs + 32 * half);
+#pragma GCC unroll 2
             for (int jj = 0; jj < 2; jj++, q8 += 64) {
                 /* chunks j = 2jj (low half) and 2jj + 1: level bits at shift 2j, third bit
                  * at hmask bit b = 4 * half + j, rotated to bit 2 */
@@ -259,7 +275,7 @@ ALWAYS_INLINE void dot_q3_K(int n, float *s, const void *vx, const void *vy, con
                                                                           (65 - b) & 63)), m4);
                 const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
                 sumi = madd_acc(sumi, p,
-                                _mm512_permutexvar_epi32(lane_pick(8 * half + 4 * jj), scales), vnni);
+                                _mm512_permutexvar_epi32(load_512(pick_16[2 * half + jj]), scales), vnni);
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
@@ -285,14 +301,16 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
         const __m512i scales = dup_words(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)));
         const int8_t *q8 = y[i].qs;
         __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const __m512i bits = bcast_256(x[i].qs + 32 * half);
+#pragma GCC unroll 2
             for (int jj = 0; jj < 2; jj++, q8 += 64) {
                 const __m512i q = _mm512_and_si512(
                     _mm512_srlv_epi64(bits, halves(4 * jj, 4 * jj + 2)), m3);
                 const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
                 sumi = madd_acc(sumi, p,
-                                _mm512_permutexvar_epi32(lane_pick(8 * half + 4 * jj), scales), vnni);
+                                _mm512_permutexvar_epi32(load_512(pick_16[2 * half + jj]), scales), vnni);
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);

@@ -67,21 +67,23 @@ static bool more_bits(int il, int n_layer)
 }
 
 /* Type for one tensor under a mix; the rules follow the widely used llama.cpp mixes. */
-static enum qtype choose_type(const struct ftype *ft, const char *name, int n_layer)
+static enum qtype choose_type(const struct ftype *ft, const char *name, int n_layer, int n_gqa,
+                              bool falcon)
 {
     const enum qtype base = ft->base;
     const int il = layer_of(name);
     const bool kq = base >= QTYPE_Q2_K && base <= QTYPE_Q6_K;
     const char *f = ft->name;
-    if (!strcmp(name, "output.weight"))
-        return base == QTYPE_Q8_0 ? QTYPE_Q8_0 : QTYPE_Q6_K;
+    const bool is_float = base == QTYPE_F32 || base == QTYPE_F16 || base == QTYPE_BF16;
+    if (!strcmp(name, "output.weight") && !is_float)
+        return base == QTYPE_Q8_0 || falcon ? QTYPE_Q8_0 : QTYPE_Q6_K;
     if (!kq)
         return base;
     const bool attn_v = strstr(name, "attn_v.weight") || strstr(name, "attn_qkv.weight");
     const bool ffn_down = strstr(name, "ffn_down") != NULL;
     const bool attn_out = strstr(name, "attn_output.weight") != NULL;
     if (attn_v) {
-        if (!strcmp(f, "Q2_K")) return QTYPE_Q4_K;
+        if (!strcmp(f, "Q2_K")) return n_gqa >= 4 ? QTYPE_Q4_K : QTYPE_Q3_K;
         if (!strcmp(f, "Q3_K_M")) return il >= 0 && il < 2 ? QTYPE_Q5_K : QTYPE_Q4_K;
         if (!strcmp(f, "Q3_K_L")) return QTYPE_Q5_K;
         if (!strcmp(f, "Q4_K_M") || !strcmp(f, "Q5_K_M"))
@@ -93,14 +95,15 @@ static enum qtype choose_type(const struct ftype *ft, const char *name, int n_la
         if (!strcmp(f, "Q2_K")) return QTYPE_Q3_K;
         if (!strcmp(f, "Q3_K_M"))
             return il >= 0 && il < n_layer / 16 ? QTYPE_Q5_K
-                   : il >= 0 && more_bits(il, n_layer) ? QTYPE_Q4_K : QTYPE_Q3_K;
+                   : !falcon || (il >= 0 && more_bits(il, n_layer)) ? QTYPE_Q4_K : QTYPE_Q3_K;
         if (!strcmp(f, "Q3_K_L")) return QTYPE_Q5_K;
         if (!strcmp(f, "Q4_K_M") || !strcmp(f, "Q5_K_M"))
             return il >= 0 && more_bits(il, n_layer) ? QTYPE_Q6_K : base;
         if (!strcmp(f, "Q4_K_S")) return il >= 0 && il < n_layer / 8 ? QTYPE_Q5_K : base;
         return base;
     }
-    if (attn_out) {
+    if (attn_out && !falcon) {
+        if (!strcmp(f, "Q2_K")) return QTYPE_Q3_K;
         if (!strcmp(f, "Q3_K_M")) return QTYPE_Q4_K;
         if (!strcmp(f, "Q3_K_L")) return QTYPE_Q5_K;
     }
@@ -169,14 +172,23 @@ int tandem_model_quantize(const char *in, const char *out, const char *type, int
         goto out;
     }
     const uint64_t n_t = gguf_tensor_count(g);
-    int n_layer = 0;
+    int n_layer = 0, n_gqa = 1;
+    bool falcon = false;
     struct gguf_str arch;
     if (gguf_get_str(g, "general.architecture", &arch) == 0 && arch.len < 64) {
         char key[96];
-        uint32_t v;
+        uint32_t v, heads = 0, heads_kv = 0;
         snprintf(key, sizeof(key), "%.*s.block_count", (int)arch.len, arch.ptr);
         if (gguf_get_u32(g, key, &v) == 0)
             n_layer = (int)v;
+        snprintf(key, sizeof(key), "%.*s.attention.head_count", (int)arch.len, arch.ptr);
+        gguf_get_u32(g, key, &heads);
+        snprintf(key, sizeof(key), "%.*s.attention.head_count_kv", (int)arch.len, arch.ptr);
+        if (gguf_get_u32(g, key, &heads_kv) || heads_kv == 0)
+            heads_kv = heads;
+        if (heads_kv)
+            n_gqa = (int)(heads / heads_kv);
+        falcon = arch.len == 6 && !memcmp(arch.ptr, "falcon", 6);
     }
     if (n_threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
@@ -209,7 +221,7 @@ int tandem_model_quantize(const char *in, const char *out, const char *type, int
         const bool convert = t->n_dims >= 2 && has_suffix(t->name, ".weight") &&
                              !strstr(t->name, "ffn_gate_inp") && quant_traits(t->type)->to_float;
         if (convert)
-            dst = fallback(choose_type(ft, t->name, n_layer), t->ne[0]);
+            dst = fallback(choose_type(ft, t->name, n_layer, n_gqa, falcon), t->ne[0]);
         const void *data = t->data;
         uint64_t size = t->size;
         if (dst != t->type) {
