@@ -76,8 +76,15 @@ static inline __m256i q3_K_scales(const uint8_t *s)
 /* Pairwise sums of the 16 bsums: the sums of the eight 32-value sub-blocks. */
 static inline __m128i bsums_32(const struct block_q8_K *y)
 {
-    const __m256i b = loadu_256(y->bsums);
-    return _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    return _mm_hadd_epi16(loadu_128(y->bsums), loadu_128(y->bsums + 8));
+}
+
+/* The fp16 pair (d, dmin) at p times the activations' scale yd, in lanes 0 and 1. */
+static inline __m128 d_dmin(const void *p, float yd)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(v)), _mm_set1_ps(yd));
 }
 
 void quant__vec_dot_q4_K_avx2(int n, float *s, const void *vx, const void *vy)
@@ -88,11 +95,10 @@ void quant__vec_dot_q4_K_avx2(int n, float *s, const void *vx, const void *vy)
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m128 dd = d_dmin(&x[i].d, y[i].d);
         const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm_fnmadd_ps(_mm_permute_ps(dd, 0x55), _mm_cvtepi32_ps(prod), acc_m);
         const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -108,7 +114,7 @@ void quant__vec_dot_q4_K_avx2(int n, float *s, const void *vx, const void *vy)
             ph = _mm256_madd_epi16(pick(scales, pick_32[2 * j + 1]), ph);
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_256(acc) + hsum_128(acc_m);
 }
@@ -121,11 +127,10 @@ void quant__vec_dot_q5_K_avx2(int n, float *s, const void *vx, const void *vy)
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m128 dd = d_dmin(&x[i].d, y[i].d);
         const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm_fnmadd_ps(_mm_permute_ps(dd, 0x55), _mm_cvtepi32_ps(prod), acc_m);
         const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(ms));
         const uint8_t *ql = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -147,7 +152,7 @@ void quant__vec_dot_q5_K_avx2(int n, float *s, const void *vx, const void *vy)
             ph = _mm256_madd_epi16(pick(scales, pick_32[2 * j + 1]), ph);
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_256(acc) + hsum_128(acc_m);
 }
@@ -237,12 +242,11 @@ void quant__vec_dot_q2_K_avx2(int n, float *s, const void *vx, const void *vy)
     const __m128i m4 = _mm_set1_epi8(0xF);
     __m256 acc = _mm256_setzero_ps(), acc_m = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m128 dd = d_dmin(&x[i].d, y[i].d);
         const __m128i sc8 = loadu_128(x[i].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
         const __m256i prod = _mm256_madd_epi16(mins, loadu_256(y[i].bsums));
-        acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(prod), acc_m);
         const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
@@ -258,7 +262,7 @@ void quant__vec_dot_q2_K_avx2(int n, float *s, const void *vx, const void *vy)
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pick(scales, pick_16[j]), p));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_256(acc) + hsum_256(acc_m);
 }

@@ -138,8 +138,15 @@ static inline __m256i q3_K_scales(const uint8_t *s)
 
 static inline __m128i bsums_32(const struct block_q8_K *y)
 {
-    const __m256i b = loadu_256(y->bsums);
-    return _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+    return _mm_hadd_epi16(loadu_128(y->bsums), loadu_128(y->bsums + 8));
+}
+
+/* The fp16 pair (d, dmin) at p times the activations' scale yd, in lanes 0 and 1. */
+static inline __m128 d_dmin(const void *p, float yd)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(v)), _mm_set1_ps(yd));
 }
 
 /* (a & 0x..) already applied: a | (b & c), one vpternlogd. */
@@ -156,11 +163,10 @@ ALWAYS_INLINE void dot_q4_K(int n, float *s, const void *vx, const void *vy, con
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m128 dd = d_dmin(&x[i].d, y[i].d);
         const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm_fnmadd_ps(_mm_permute_ps(dd, 0x55), _mm_cvtepi32_ps(prod), acc_m);
         const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(ms));
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -172,7 +178,7 @@ ALWAYS_INLINE void dot_q4_K(int n, float *s, const void *vx, const void *vy, con
             const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
             sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, load_512(pick_k4[j])), vnni);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
     *s = hsum_256(acc) + hsum_128(acc_m);
 }
@@ -185,11 +191,10 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m128 dd = d_dmin(&x[i].d, y[i].d);
         const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
         const __m128i prod = _mm_madd_epi16(_mm256_extracti128_si256(ms, 1), bsums_32(&y[i]));
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm_fnmadd_ps(_mm_permute_ps(dd, 0x55), _mm_cvtepi32_ps(prod), acc_m);
         const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(ms));
         const __m512i qh = bcast_256(x[i].qh);
         const uint8_t *q4 = x[i].qs;
@@ -205,7 +210,7 @@ ALWAYS_INLINE void dot_q5_K(int n, float *s, const void *vx, const void *vy, con
             const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
             sumi = madd_acc(sumi, p, _mm512_shuffle_epi8(scales, load_512(pick_k4[j])), vnni);
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
     *s = hsum_256(acc) + hsum_128(acc_m);
 }
@@ -292,12 +297,11 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
     __m256 acc = _mm256_setzero_ps();
     __m256 acc_m = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        const float dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const __m128 dd = d_dmin(&x[i].d, y[i].d);
         const __m128i sc8 = loadu_128(x[i].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
         const __m256i prod = _mm256_madd_epi16(mins, loadu_256(y[i].bsums));
-        acc_m = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(prod), acc_m);
         const __m512i scales = dup_words(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)));
         const int8_t *q8 = y[i].qs;
         __m512i sumi = _mm512_setzero_si512();
@@ -313,7 +317,7 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
                                 _mm512_permutexvar_epi32(load_512(pick_16[2 * half + jj]), scales), vnni);
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
     *s = hsum_256(acc) + hsum_256(acc_m);
 }

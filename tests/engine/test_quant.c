@@ -41,12 +41,3 @@ TEST(quant_table_complete)
     CHECK_EQ_INT(quant_row_size(QTYPE_Q4_K, 100), 0);
     CHECK_EQ_INT(quant_row_size(QTYPE_F16, 3), 6);
 }
-
-TEST(quant_cpu_cap)
-{
-    /* Each test runs in a fresh process, so the cap is read here for the first time. */
-    setenv("TANDEM_CPU", "scalar", 1);
-    CHECK_EQ_INT(cpu_level(), 0);
-    CHECK(quant_vec_dot_at(QTYPE_Q4_K, quant_level_best()) == quant_traits(QTYPE_Q4_K)->vec_dot);
-    CHECK_STR(cpu_level_name(2), "avx512");
-}
