@@ -71,6 +71,9 @@ const float *tandem_logits(const struct tandem_ctx *c, int i);
 int tandem_ctx_n_past(const struct tandem_ctx *c);
 int tandem_ctx_n_ctx(const struct tandem_ctx *c);
 int tandem_ctx_n_threads(const struct tandem_ctx *c);
+/* Bytes of the KV cache and of the scratch buffers, as allocated at creation. */
+size_t tandem_ctx_kv_bytes(const struct tandem_ctx *c);
+size_t tandem_ctx_scratch_bytes(const struct tandem_ctx *c);
 /* Forget positions >= n_past (n_past <= current); 0 clears the sequence. */
 int tandem_ctx_truncate(struct tandem_ctx *c, int n_past);
 

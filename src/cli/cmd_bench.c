@@ -49,6 +49,24 @@ static double run_tg(struct tandem_ctx *c, const int32_t *toks, int n)
     return n / (now() - t0);
 }
 
+/* Resident anonymous and file-backed memory of this process, in bytes (Linux). */
+static void rss(uint64_t *anon, uint64_t *file)
+{
+    *anon = *file = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return;
+    char line[256];
+    unsigned long long kb;
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "RssAnon: %llu kB", &kb) == 1)
+            *anon = kb * 1024;
+        else if (sscanf(line, "RssFile: %llu kB", &kb) == 1)
+            *file = kb * 1024;
+    }
+    fclose(f);
+}
+
 struct stat {
     const char *name;
     int n;
@@ -147,15 +165,22 @@ int cmd_bench(int argc, char **argv)
         stats[n_stats++] = (struct stat){test == 0 ? "pp" : "tg", n, mean,
                                          reps > 1 ? sqrt(var / (reps - 1)) : 0};
     }
-    const double size_mib = tandem_model_size(m) / (1024.0 * 1024.0);
+    uint64_t anon, file;
+    rss(&anon, &file);
+    const double mib = 1024.0 * 1024.0;
+    const double size_mib = tandem_model_size(m) / mib;
     const double params_b = tandem_model_n_params(m) / 1e9;
     const int threads = tandem_ctx_n_threads(c);
     const char *simd = cpu_level_name(cpu_level());
     if (json) {
         printf("{\"model\": \"%s\", \"size_bytes\": %llu, \"n_params\": %llu, \"threads\": %d, "
-               "\"simd\": \"%s\", \"n_batch\": %d, \"reps\": %d, \"results\": [",
+               "\"simd\": \"%s\", \"n_batch\": %d, \"reps\": %d, \"rss_anon_bytes\": %llu, "
+               "\"rss_file_bytes\": %llu, \"kv_bytes\": %llu, \"scratch_bytes\": %llu, "
+               "\"results\": [",
                tandem_model_desc(m), (unsigned long long)tandem_model_size(m),
-               (unsigned long long)tandem_model_n_params(m), threads, simd, n_batch, reps);
+               (unsigned long long)tandem_model_n_params(m), threads, simd, n_batch, reps,
+               (unsigned long long)anon, (unsigned long long)file,
+               (unsigned long long)tandem_ctx_kv_bytes(c), (unsigned long long)tandem_ctx_scratch_bytes(c));
         for (int i = 0; i < n_stats; i++)
             printf("%s{\"test\": \"%s%d\", \"n_tokens\": %d, \"tokens_per_s\": %.3f, \"sd\": %.3f}",
                    i ? ", " : "", stats[i].name, stats[i].n, stats[i].n, stats[i].mean, stats[i].sd);
@@ -173,6 +198,10 @@ int cmd_bench(int argc, char **argv)
             printf("| %-24s | %6.2f MiB | %6.3f B | %7d | %6s | %8s | %19s |\n",
                    tandem_model_desc(m), size_mib, params_b, threads, simd, test, tps);
         }
+        printf("\nmemory: weights %.1f MiB mapped (%.1f MiB resident), anonymous %.1f MiB "
+               "(KV cache %.1f MiB, scratch %.1f MiB allocated)\n",
+               size_mib, file / mib, anon / mib, tandem_ctx_kv_bytes(c) / mib,
+               tandem_ctx_scratch_bytes(c) / mib);
     }
     rc = 0;
 out:

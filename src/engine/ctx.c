@@ -69,6 +69,9 @@ static int scratch_alloc(struct tandem_ctx *c)
     size_t max_k = wide > ff ? wide : ff;
     s->act_size = OPS_MAX_MATMULS * B * (max_k * 2 + 64);
     s->act = malloc(s->act_size);
+    total += s->act_size + (size_t)c->n_threads * (hp->head_dim + c->n_ctx) * sizeof(uint16_t);
+    total += B * (size_t)hp->n_vocab * sizeof(float);
+    c->scratch_bytes = total;
     /* Logits for a whole batch are only touched when all_logits is asked for. */
     s->logits = malloc(B * (size_t)hp->n_vocab * sizeof(float));
     if (!s->x || !s->xb || !s->xb2 || !s->q || !s->k || !s->v || !s->hb || !s->hb2 ||
@@ -107,6 +110,7 @@ int tandem_ctx_new(struct tandem_ctx **out, struct tandem_model *m,
     c->n_threads = p.n_threads;
     const size_t kv = (size_t)m->hp.n_layer * c->n_ctx * m->hp.n_head_kv * m->hp.head_dim;
     int rc = TANDEM_E_NOMEM;
+    c->kv_bytes = 2 * kv * sizeof(uint16_t);
     c->k_cache = malloc(kv * sizeof(uint16_t));
     c->v_cache = malloc(kv * sizeof(uint16_t));
     c->pool = pool_new(c->n_threads);
@@ -162,6 +166,8 @@ const float *tandem_logits(const struct tandem_ctx *c, int i)
 int tandem_ctx_n_past(const struct tandem_ctx *c) { return c->n_past; }
 int tandem_ctx_n_ctx(const struct tandem_ctx *c) { return c->n_ctx; }
 int tandem_ctx_n_threads(const struct tandem_ctx *c) { return c->n_threads; }
+size_t tandem_ctx_kv_bytes(const struct tandem_ctx *c) { return c->kv_bytes; }
+size_t tandem_ctx_scratch_bytes(const struct tandem_ctx *c) { return c->scratch_bytes; }
 
 int tandem_ctx_truncate(struct tandem_ctx *c, int n_past)
 {

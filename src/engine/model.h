@@ -135,6 +135,8 @@ struct tandem_ctx {
     uint16_t *v_cache;   /* [n_layer, n_kv*hd, n_ctx] f16, transposed: one row per dimension */
     struct scratch s;
     struct batch batch;
+    size_t kv_bytes;
+    size_t scratch_bytes;
     int n_logits;        /* rows of logits of the last decode */
     int logits_first;    /* batch index of logits row 0 */
 };

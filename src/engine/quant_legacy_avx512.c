@@ -88,7 +88,7 @@ static inline __m512i nibbles_pair(const uint8_t *qa, const uint8_t *qb)
     const __m256i a = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qa));
     const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qb));
     const __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    const __m512i sh = _mm512_srlv_epi64(t, _mm512_setr_epi64(4, 4, 0, 0, 4, 4, 0, 0));
+    const __m512i sh = _mm512_srlv_epi64(t, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
     return _mm512_and_si512(sh, _mm512_set1_epi8(0x0f));
 }
 
