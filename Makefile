@@ -79,6 +79,7 @@ fuzz:
 	@mkdir -p build-fuzz/corpus-gguf
 	bash tests/fuzz/seed.sh build-fuzz/corpus-gguf
 	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+		-artifact_prefix=build-fuzz/ \
 		-timeout=10 build-fuzz/corpus-gguf
 
 # Debian packages the build and tests need (run as root; installs only what is missing).

@@ -164,6 +164,11 @@ void quant__to_float_q8_K(const void *src, float *dst, int64_t n)
 
 /* ---- Q8_K activations ---- */
 
+/* As the reference engine quantizes activations for its K-quant products: per 256 values,
+ * the first value of largest magnitude maps to -127 (iscale = -127 / max, keeping the sign),
+ * levels round half to even and are capped at 127; an all-zero block is all zeros. With
+ * -127 rather than -128 our integer dot products equal the reference's, so logits match the
+ * golden files almost exactly. */
 void quant__from_float_q8_K(const float *src, void *dst, int64_t n)
 {
     struct block_q8_K *y = dst;
@@ -198,28 +203,29 @@ void quant__from_float_q8_K(const float *src, void *dst, int64_t n)
 
 /* ---- scalar dot products against Q8_K: exact integer sums per sub-block, then scaled ---- */
 
+/* The oracles of the SIMD kernels, and the only kernels on non-x86 builds: levels are decoded
+ * into a small array, then dotted per sub-block in plain loops the compiler can vectorize.
+ * Min terms use the activations' bsums: sum(m * q8) over a sub-block is m * bsum. */
+
 void quant__vec_dot_q2_K(int n, float *s, const void *vx, const void *vy)
 {
     const struct block_q2_K *x = vx;
     const struct block_q8_K *y = vy;
     float sumf = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        const uint8_t *q = x[i].qs;
-        const int8_t *q8 = y[i].qs;
+        uint8_t q[QK_K];
+        for (int half = 0; half < 2; half++)
+            for (int part = 0; part < 4; part++)
+                for (int l = 0; l < 32; l++)
+                    q[128 * half + 32 * part + l] = (x[i].qs[32 * half + l] >> (2 * part)) & 3;
         int32_t sumi = 0, summ = 0;
-        int is = 0;
-        for (int half = 0; half < 2; half++, q += 32) {
-            for (int shift = 0; shift < 8; shift += 2) {
-                for (int k = 0; k < 2; k++, is++, q8 += 16) {
-                    int32_t dot = 0;
-                    for (int l = 0; l < 16; l++)
-                        dot += ((q[16 * k + l] >> shift) & 3) * q8[l];
-                    sumi += (x[i].scales[is] & 0xF) * dot;
-                }
-            }
-        }
-        for (int j = 0; j < QK_K / 16; j++)
+        for (int j = 0; j < QK_K / 16; j++) {
+            int32_t dot = 0;
+            for (int l = 0; l < 16; l++)
+                dot += q[16 * j + l] * y[i].qs[16 * j + l];
+            sumi += (x[i].scales[j] & 0xF) * dot;
             summ += (x[i].scales[j] >> 4) * y[i].bsums[j];
+        }
         sumf += y[i].d * (fp16_to_fp32(x[i].d) * (float)sumi -
                           fp16_to_fp32(x[i].dmin) * (float)summ);
     }
@@ -234,20 +240,20 @@ void quant__vec_dot_q3_K(int n, float *s, const void *vx, const void *vy)
     for (int i = 0; i < n / QK_K; i++) {
         int sc[16];
         q3_K_scales(x[i].scales, sc);
-        const uint8_t *q = x[i].qs, *hm = x[i].hmask;
-        const int8_t *q8 = y[i].qs;
-        int32_t sumi = 0;
-        int is = 0;
-        uint8_t m = 1;
-        for (int half = 0; half < 2; half++, q += 32) {
-            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
-                for (int k = 0; k < 2; k++, is++, q8 += 16) {
-                    int32_t dot = 0;
-                    for (int l = 16 * k; l < 16 * k + 16; l++)
-                        dot += (((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4)) * q8[l - 16 * k];
-                    sumi += sc[is] * dot;
+        int8_t q[QK_K];
+        for (int half = 0; half < 2; half++)
+            for (int part = 0; part < 4; part++)
+                for (int l = 0; l < 32; l++) {
+                    const int b = 4 * half + part; /* hmask bit of values 32b.. */
+                    q[32 * b + l] = (int8_t)(((x[i].qs[32 * half + l] >> (2 * part)) & 3) +
+                                             (((x[i].hmask[l] >> b) & 1) << 2) - 4);
                 }
-            }
+        int32_t sumi = 0;
+        for (int j = 0; j < QK_K / 16; j++) {
+            int32_t dot = 0;
+            for (int l = 0; l < 16; l++)
+                dot += q[16 * j + l] * y[i].qs[16 * j + l];
+            sumi += sc[j] * dot;
         }
         sumf += y[i].d * fp16_to_fp32(x[i].d) * (float)sumi;
     }
@@ -288,21 +294,22 @@ void quant__vec_dot_q5_K(int n, float *s, const void *vx, const void *vy)
     const struct block_q8_K *y = vy;
     float sumf = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
-        const int8_t *q8 = y[i].qs;
-        int32_t sumi = 0, summ = 0;
-        for (int j = 0; j < QK_K / 64; j++, ql += 32, q8 += 64) {
-            int sc1, m1, sc2, m2;
-            scale_min_k4(2 * j, x[i].scales, &sc1, &m1);
-            scale_min_k4(2 * j + 1, x[i].scales, &sc2, &m2);
-            int32_t lo = 0, hi = 0;
+        uint8_t q[QK_K];
+        for (int j = 0; j < QK_K / 64; j++)
             for (int l = 0; l < 32; l++) {
-                lo += ((ql[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4)) * q8[l];
-                hi += ((ql[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4)) * q8[l + 32];
+                const uint8_t lo = x[i].qs[32 * j + l], hi = x[i].qh[l];
+                q[64 * j + l] = (uint8_t)((lo & 0xF) | (((hi >> (2 * j)) & 1) << 4));
+                q[64 * j + l + 32] = (uint8_t)((lo >> 4) | (((hi >> (2 * j + 1)) & 1) << 4));
             }
-            sumi += sc1 * lo + sc2 * hi;
-            summ += m1 * (y[i].bsums[4 * j] + y[i].bsums[4 * j + 1]) +
-                    m2 * (y[i].bsums[4 * j + 2] + y[i].bsums[4 * j + 3]);
+        int32_t sumi = 0, summ = 0;
+        for (int j = 0; j < QK_K / 32; j++) {
+            int sc, m;
+            scale_min_k4(j, x[i].scales, &sc, &m);
+            int32_t dot = 0;
+            for (int l = 0; l < 32; l++)
+                dot += q[32 * j + l] * y[i].qs[32 * j + l];
+            sumi += sc * dot;
+            summ += m * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
         }
         sumf += y[i].d * (fp16_to_fp32(x[i].d) * (float)sumi -
                           fp16_to_fp32(x[i].dmin) * (float)summ);
@@ -316,22 +323,23 @@ void quant__vec_dot_q6_K(int n, float *s, const void *vx, const void *vy)
     const struct block_q8_K *y = vy;
     float sumf = 0;
     for (int i = 0; i < n / QK_K; i++) {
-        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
-        const int8_t *sc = x[i].scales, *q8 = y[i].qs;
-        int32_t sumi = 0;
-        for (int half = 0; half < 2; half++, ql += 64, qh += 32, sc += 8, q8 += 128) {
-            for (int g = 0; g < 8; g++) {
-                /* group g: values 16g..16g+15 of this half, scale sc[g] */
-                const int part = g / 2, l0 = 16 * (g & 1);
-                int32_t dot = 0;
-                for (int l = l0; l < l0 + 16; l++) {
-                    const uint8_t lo = part & 1 ? ql[l + 32] : ql[l];
-                    const int q = ((part < 2 ? lo & 0xF : lo >> 4) |
-                                   (((qh[l] >> (2 * part)) & 3) << 4)) - 32;
-                    dot += q * q8[32 * part + l];
-                }
-                sumi += sc[g] * dot;
+        int8_t q[QK_K];
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = x[i].ql + 64 * half, *qh = x[i].qh + 32 * half;
+            int8_t *o = q + 128 * half;
+            for (int l = 0; l < 32; l++) {
+                o[l] = (int8_t)(((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32);
+                o[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                o[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+                o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
             }
+        }
+        int32_t sumi = 0;
+        for (int j = 0; j < QK_K / 16; j++) {
+            int32_t dot = 0;
+            for (int l = 0; l < 16; l++)
+                dot += q[16 * j + l] * y[i].qs[16 * j + l];
+            sumi += x[i].scales[j] * dot;
         }
         sumf += y[i].d * fp16_to_fp32(x[i].d) * (float)sumi;
     }

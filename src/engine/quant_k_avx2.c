@@ -47,12 +47,14 @@ static inline __m256i pick(__m256i v, const uint8_t *ctl)
 static inline __m128i k4_scales_mins(const uint8_t *s)
 {
     const __m128i v = loadu_128(s);
-    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i a =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
     const __m128i lo = _mm_or_si128(
         _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
         _mm_and_si128(_mm_srli_epi16(a, 4),
                       _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
-    const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i b =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
     return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
 }
 
@@ -62,14 +64,15 @@ static inline __m128i k4_scales_mins(const uint8_t *s)
 static inline __m256i q3_K_scales(const uint8_t *s)
 {
     const __m128i v = loadu_128(s - 4);
-    const __m128i l = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i l =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
     const __m128i lo = _mm_or_si128(
         _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
         _mm_and_si128(_mm_srli_epi16(l, 4),
                       _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
-    const __m128i h = _mm_shuffle_epi8(v, _mm_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15));
-    const __m128i hi = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4),
-                                     _mm_set1_epi8(0x30));
+    const __m128i h = _mm_shuffle_epi8(v, _mm_set1_epi32(0x0f0e0d0c)); /* bytes 8-11 of s */
+    const __m128i hi = _mm_and_si128(
+        _mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
     return _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32)));
 }
 
@@ -212,8 +215,8 @@ void quant__vec_dot_q3_K_avx2(int n, float *s, const void *vx, const void *vy)
         /* levels are stored +4: subtract 4 * sum(scale * bsum) */
         const __m256i off = _mm256_madd_epi16(sc, loadu_256(y[i].bsums));
         __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 2));
-        /* bit b of hmask byte l is the third bit of value 32b + l; h moves it to bit 0 */
-        __m256i h = loadu_256(x[i].hmask);
+        /* bit b of hmask byte l is the third bit of value 32b + l */
+        const __m256i hm = loadu_256(x[i].hmask);
         const int8_t *q8 = y[i].qs;
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
@@ -222,9 +225,11 @@ void quant__vec_dot_q3_K_avx2(int n, float *s, const void *vx, const void *vy)
             const __m256i bits = loadu_256(x[i].qs + 32 * half);
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++, q8 += 32) {
+                const int b = 4 * half + j;
+                const __m256i h =
+                    b < 2 ? _mm256_slli_epi16(hm, 2 - b) : _mm256_srli_epi16(hm, b - 2);
                 const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * j), m3);
-                const __m256i q3 = _mm256_or_si256(q2, _mm256_and_si256(_mm256_slli_epi16(h, 2), m4));
-                h = _mm256_srli_epi16(h, 1);
+                const __m256i q3 = _mm256_or_si256(q2, _mm256_and_si256(h, m4));
                 const __m256i p = _mm256_maddubs_epi16(q3, loadu_256(q8));
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pick(scales, pick_16[j]), p));
             }
@@ -246,7 +251,8 @@ void quant__vec_dot_q2_K_avx2(int n, float *s, const void *vx, const void *vy)
         const __m128i sc8 = loadu_128(x[i].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
         const __m256i prod = _mm256_madd_epi16(mins, loadu_256(y[i].bsums));
-        acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+                                 _mm256_cvtepi32_ps(prod), acc_m);
         const __m256i sc = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4));
         const int8_t *q8 = y[i].qs;
         __m256i sumi = _mm256_setzero_si256();
@@ -287,8 +293,10 @@ static inline void q8_K_bsums(const int8_t *qs, int16_t *bsums)
     __m256i p[8];
     for (int k = 0; k < 8; k++) /* lane 0: pair sums of bytes 32k..+15, lane 1: 32k+16.. */
         p[k] = _mm256_maddubs_epi16(ones, loadu_256(qs + 32 * k));
-    const __m256i a = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
-    const __m256i b = _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7]));
+    const __m256i a =
+        _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
+    const __m256i b =
+        _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7]));
     /* lane 0: groups 0, 2, .., 14; lane 1: groups 1, 3, .., 15 */
     const __m256i c = _mm256_hadd_epi16(a, b);
     const __m128i even = _mm256_castsi256_si128(c), odd = _mm256_extracti128_si256(c, 1);

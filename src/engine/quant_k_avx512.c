@@ -37,10 +37,16 @@ static inline int use_vnni(void)
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* acc += pairwise products of int16 p and scales sc, summed into int32 lanes. */
+/* acc += pairwise products of int16 p and scales sc, summed into int32 lanes. The empty asm
+ * keeps the compiler (clang does) from fusing madd + add into vpdpwssd in the plain path,
+ * which must run on CPUs without VNNI although this file is compiled with -mavx512vnni. */
 ALWAYS_INLINE __m512i madd_acc(__m512i acc, __m512i p, __m512i sc, const int vnni)
 {
-    return vnni ? _mm512_dpwssd_epi32(acc, p, sc) : _mm512_add_epi32(acc, _mm512_madd_epi16(p, sc));
+    if (vnni)
+        return _mm512_dpwssd_epi32(acc, p, sc);
+    __m512i m = _mm512_madd_epi16(p, sc);
+    __asm__("" : "+v"(m));
+    return _mm512_add_epi32(acc, m);
 }
 
 static inline __m256i loadu_256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
@@ -77,6 +83,12 @@ static const int32_t pick_16[4][16] __attribute__((aligned(64))) = {
 
 static inline __m512i load_512(const void *p) { return _mm512_load_si512(p); }
 
+/* The four 16-value scales of 64-value chunk c, one per 128-bit lane. */
+static inline __m512i scale_16(__m512i scales, int c)
+{
+    return _mm512_permutexvar_epi32(load_512(pick_16[c]), scales);
+}
+
 /* Sixteen int16 scales as dwords holding the scale in both words, for pick_16. */
 static inline __m512i dup_words(__m256i sc16)
 {
@@ -110,12 +122,14 @@ static inline __m256i fold(__m512i v)
 static inline __m128i k4_scales_mins(const uint8_t *s)
 {
     const __m128i v = loadu_128(s);
-    const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i a =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
     const __m128i lo = _mm_or_si128(
         _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
         _mm_and_si128(_mm_srli_epi16(a, 4),
                       _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
-    const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    const __m128i b =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
     return _mm_ternarylogic_epi32(lo, _mm_srli_epi16(b, 2), _mm_set1_epi8(0x30), 0xF8);
 }
 
@@ -125,12 +139,13 @@ static inline __m128i k4_scales_mins(const uint8_t *s)
 static inline __m256i q3_K_scales(const uint8_t *s)
 {
     const __m128i v = loadu_128(s - 4);
-    const __m128i l = _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i l =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
     const __m128i lo = _mm_or_si128(
         _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
         _mm_and_si128(_mm_srli_epi16(l, 4),
                       _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
-    const __m128i h = _mm_shuffle_epi8(v, _mm_setr_epi8(12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15));
+    const __m128i h = _mm_shuffle_epi8(v, _mm_set1_epi32(0x0f0e0d0c)); /* bytes 8-11 of s */
     const __m128i hi = _mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4);
     const __m128i all = _mm_ternarylogic_epi32(lo, hi, _mm_set1_epi8(0x30), 0xF8);
     return _mm256_cvtepi8_epi16(_mm_sub_epi8(all, _mm_set1_epi8(32)));
@@ -149,7 +164,7 @@ static inline __m128 d_dmin(const void *p, float yd)
     return _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(v)), _mm_set1_ps(yd));
 }
 
-/* (a & 0x..) already applied: a | (b & c), one vpternlogd. */
+/* a | (b & c) in one vpternlogd: merges masked bit fields. */
 static inline __m512i or_and(__m512i a, __m512i b, __m512i c)
 {
     return _mm512_ternarylogic_epi32(a, b, c, 0xF8);
@@ -242,8 +257,8 @@ ALWAYS_INLINE void dot_q6_K(int n, float *s, const void *vx, const void *vy, con
                                      _mm512_srlv_epi64(qh, shr_b), m30);
             const __m512i pa = _mm512_maddubs_epi16(a, loadu_512(q8));
             const __m512i pb = _mm512_maddubs_epi16(b, loadu_512(q8 + 64));
-            sumi = madd_acc(sumi, pa, _mm512_permutexvar_epi32(load_512(pick_16[2 * half]), scales), vnni);
-            sumi = madd_acc(sumi, pb, _mm512_permutexvar_epi32(load_512(pick_16[2 * half + 1]), scales), vnni);
+            sumi = madd_acc(sumi, pa, scale_16(scales, 2 * half), vnni);
+            sumi = madd_acc(sumi, pb, scale_16(scales, 2 * half + 1), vnni);
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
     }
@@ -279,8 +294,7 @@ ALWAYS_INLINE void dot_q3_K(int n, float *s, const void *vx, const void *vy, con
                 const __m512i q = or_and(q2, _mm512_rolv_epi64(hm, halves((66 - b) & 63,
                                                                           (65 - b) & 63)), m4);
                 const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
-                sumi = madd_acc(sumi, p,
-                                _mm512_permutexvar_epi32(load_512(pick_16[2 * half + jj]), scales), vnni);
+                sumi = madd_acc(sumi, p, scale_16(scales, 2 * half + jj), vnni);
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc);
@@ -301,7 +315,8 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
         const __m128i sc8 = loadu_128(x[i].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
         const __m256i prod = _mm256_madd_epi16(mins, loadu_256(y[i].bsums));
-        acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)), _mm256_cvtepi32_ps(prod), acc_m);
+        acc_m = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+                                 _mm256_cvtepi32_ps(prod), acc_m);
         const __m512i scales = dup_words(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)));
         const int8_t *q8 = y[i].qs;
         __m512i sumi = _mm512_setzero_si512();
@@ -313,8 +328,7 @@ ALWAYS_INLINE void dot_q2_K(int n, float *s, const void *vx, const void *vy, con
                 const __m512i q = _mm512_and_si512(
                     _mm512_srlv_epi64(bits, halves(4 * jj, 4 * jj + 2)), m3);
                 const __m512i p = _mm512_maddubs_epi16(q, loadu_512(q8));
-                sumi = madd_acc(sumi, p,
-                                _mm512_permutexvar_epi32(load_512(pick_16[2 * half + jj]), scales), vnni);
+                sumi = madd_acc(sumi, p, scale_16(scales, 2 * half + jj), vnni);
             }
         }
         acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)), acc);

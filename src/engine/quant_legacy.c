@@ -28,6 +28,10 @@ static inline int low_u8(int32_t v) { return (int)((uint32_t)v & 0xffu); }
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 
+/* The quantizers below keep each product x * id in its own statement: the reference rounds it
+ * before adding the offset, and a compiler may fuse a product and an add of one expression
+ * into an FMA (clang does on FMA targets), which would change some quants. */
+
 /* ---- F32, F16, BF16 ---- */
 
 void quant__to_float_f32(const void *src, float *dst, int64_t n)
@@ -136,8 +140,9 @@ void quant__from_float_q4_0(const float *src, void *dst, int64_t n)
         const float id = d ? 1.0f / d : 0.0f;
         y[i].d = fp16_from_fp32(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
-            const int q0 = min_int(15, low_i8(trunc_i32(x[j] * id + 8.5f)));
-            const int q1 = min_int(15, low_i8(trunc_i32(x[j + QK4_0 / 2] * id + 8.5f)));
+            const float v0 = x[j] * id, v1 = x[j + QK4_0 / 2] * id;
+            const int q0 = min_int(15, low_i8(trunc_i32(v0 + 8.5f)));
+            const int q1 = min_int(15, low_i8(trunc_i32(v1 + 8.5f)));
             y[i].qs[j] = (uint8_t)((q0 & 0xff) | ((q1 & 0x0f) << 4));
         }
     }
@@ -189,8 +194,9 @@ void quant__from_float_q4_1(const float *src, void *dst, int64_t n)
         y[i].d = fp16_from_fp32(d);
         y[i].m = fp16_from_fp32(min);
         for (int j = 0; j < QK4_1 / 2; j++) {
-            const int q0 = min_int(15, low_i8(trunc_i32((x[j] - min) * id + 0.5f)));
-            const int q1 = min_int(15, low_i8(trunc_i32((x[j + QK4_1 / 2] - min) * id + 0.5f)));
+            const float v0 = (x[j] - min) * id, v1 = (x[j + QK4_1 / 2] - min) * id;
+            const int q0 = min_int(15, low_i8(trunc_i32(v0 + 0.5f)));
+            const int q1 = min_int(15, low_i8(trunc_i32(v1 + 0.5f)));
             y[i].qs[j] = (uint8_t)((q0 & 0xff) | ((q1 & 0x0f) << 4));
         }
     }
@@ -241,8 +247,9 @@ void quant__from_float_q5_0(const float *src, void *dst, int64_t n)
         y[i].d = fp16_from_fp32(d);
         uint32_t qh = 0;
         for (int j = 0; j < QK5_0 / 2; j++) {
-            const int q0 = min_int(31, low_i8(trunc_i32(x[j] * id + 16.5f)));
-            const int q1 = min_int(31, low_i8(trunc_i32(x[j + QK5_0 / 2] * id + 16.5f)));
+            const float v0 = x[j] * id, v1 = x[j + QK5_0 / 2] * id;
+            const int q0 = min_int(31, low_i8(trunc_i32(v0 + 16.5f)));
+            const int q1 = min_int(31, low_i8(trunc_i32(v1 + 16.5f)));
             y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
             qh |= (uint32_t)(q0 & 0x10) >> 4 << j;
             qh |= (uint32_t)(q1 & 0x10) >> 4 << (j + QK5_0 / 2);
@@ -268,6 +275,28 @@ void quant__to_float_q5_0(const void *src, float *dst, int64_t n)
     }
 }
 
+/* 0x10 in byte k where bit k of b is set: b copied to every byte, bit k kept in byte k, and
+ * each nonzero byte turned into 0x80 by adding 0x7f (no carry leaves a byte), then moved. */
+static inline uint64_t fifth_bits8(unsigned b)
+{
+    const uint64_t x = ((uint64_t)(b & 0xff) * 0x0101010101010101ull) & 0x8040201008040201ull;
+    return ((x + 0x7f7f7f7f7f7f7f7full) & 0x8080808080808080ull) >> 3;
+}
+
+/* The 32 five-bit quants of a Q5 block, in element order, 8 at a time in 64-bit words (this is
+ * the kernel on non-x86 builds, so the byte-at-a-time bit fiddling is worth avoiding). */
+static void unpack_q5(const uint8_t qs[16], const uint8_t qh[4], uint8_t q[32])
+{
+    for (int k = 0; k < 2; k++) {
+        uint64_t lo;
+        memcpy(&lo, qs + 8 * k, 8);
+        const uint64_t a = (lo & 0x0f0f0f0f0f0f0f0full) | fifth_bits8(qh[k]);
+        const uint64_t b = (lo >> 4 & 0x0f0f0f0f0f0f0f0full) | fifth_bits8(qh[k + 2]);
+        memcpy(q + 8 * k, &a, 8);
+        memcpy(q + 16 + 8 * k, &b, 8);
+    }
+}
+
 void quant__vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
 {
     const struct block_q5_0 *x = vx;
@@ -275,14 +304,11 @@ void quant__vec_dot_q5_0(int n, float *s, const void *vx, const void *vy)
     const int nb = n / QK5_0;
     float sum = 0;
     for (int i = 0; i < nb; i++) {
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, sizeof(qh));
+        uint8_t q[32];
+        unpack_q5(x[i].qs, x[i].qh, q);
         int sumi = 0;
-        for (int j = 0; j < QK5_0 / 2; j++) {
-            const int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
-            sumi += (((x[i].qs[j] & 0x0f) | h0) - 16) * y[i].qs[j];
-            sumi += (((x[i].qs[j] >> 4) | h1) - 16) * y[i].qs[j + QK5_0 / 2];
-        }
+        for (int j = 0; j < 32; j++)
+            sumi += (q[j] - 16) * y[i].qs[j];
         sum += (float)sumi * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
     }
     *s = sum;
@@ -305,8 +331,9 @@ void quant__from_float_q5_1(const float *src, void *dst, int64_t n)
         uint32_t qh = 0;
         for (int j = 0; j < QK5_1 / 2; j++) {
             /* No clamp to 31 here, as in the reference: (max - min) * id rounds to <= 31. */
-            const int q0 = low_u8(trunc_i32((x[j] - min) * id + 0.5f));
-            const int q1 = low_u8(trunc_i32((x[j + QK5_1 / 2] - min) * id + 0.5f));
+            const float v0 = (x[j] - min) * id, v1 = (x[j + QK5_1 / 2] - min) * id;
+            const int q0 = low_u8(trunc_i32(v0 + 0.5f));
+            const int q1 = low_u8(trunc_i32(v1 + 0.5f));
             y[i].qs[j] = (uint8_t)((q0 & 0x0f) | ((q1 & 0x0f) << 4));
             qh |= (uint32_t)(q0 & 0x10) >> 4 << j;
             qh |= (uint32_t)(q1 & 0x10) >> 4 << (j + QK5_1 / 2);
@@ -339,14 +366,11 @@ void quant__vec_dot_q5_1(int n, float *s, const void *vx, const void *vy)
     const int nb = n / QK5_1;
     float sum = 0;
     for (int i = 0; i < nb; i++) {
-        uint32_t qh;
-        memcpy(&qh, x[i].qh, sizeof(qh));
+        uint8_t q[32];
+        unpack_q5(x[i].qs, x[i].qh, q);
         int sumi = 0;
-        for (int j = 0; j < QK5_1 / 2; j++) {
-            const int h0 = (int)((qh >> j) & 1) << 4, h1 = (int)((qh >> (j + 16)) & 1) << 4;
-            sumi += ((x[i].qs[j] & 0x0f) | h0) * y[i].qs[j];
-            sumi += ((x[i].qs[j] >> 4) | h1) * y[i].qs[j + QK5_1 / 2];
-        }
+        for (int j = 0; j < 32; j++)
+            sumi += q[j] * y[i].qs[j];
         sum += (float)sumi * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d)) +
                fp16_to_fp32(x[i].m) * fp16_to_fp32(y[i].s);
     }

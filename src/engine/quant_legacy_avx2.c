@@ -3,6 +3,7 @@
 #include "engine/quant_impl.h"
 
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---- shared helpers ---- */
@@ -76,15 +77,40 @@ static inline __m256i dot_s8s8(__m256i x, __m256i y)
 
 static inline __m256i load32(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-/* ---- F32, F16, BF16 dot products ---- */
+/* ---- F32, F16, BF16 dot products ----
+ * x (the weights) is streamed from memory: a short head brings it to a 32-byte boundary so no
+ * load straddles a cache line. y stays in cache. All loads tolerate any alignment. */
+
+/* Elements before p reaches a 32-byte boundary (0 if its address is not a multiple of elem). */
+static inline int head_to_32(const void *p, int elem, int n)
+{
+    const int mis = (int)((uintptr_t)p & 31);
+    if (!mis || mis % elem)
+        return 0;
+    const int h = (32 - mis) / elem;
+    return h < n ? h : n;
+}
 
 static const int32_t tail_mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* Lanes 0..k-1 set, k <= 8. */
+static inline __m256i lanes(int k)
+{
+    return _mm256_loadu_si256((const __m256i *)(tail_mask_src + 8 - k));
+}
+
+static inline float sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
+{
+    return hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
 
 void quant__vec_dot_f32_avx2(int n, float *s, const void *vx, const void *vy)
 {
     const float *x = vx, *y = vy;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int i = 0;
+    int i = head_to_32(x, 4, n);
+    if (i)
+        a1 = _mm256_mul_ps(_mm256_maskload_ps(x, lanes(i)), _mm256_maskload_ps(y, lanes(i)));
     for (; i + 32 <= n; i += 32) {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
@@ -94,79 +120,83 @@ void quant__vec_dot_f32_avx2(int n, float *s, const void *vx, const void *vy)
     for (; i + 8 <= n; i += 8)
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
     if (i < n) {
-        const __m256i m = _mm256_loadu_si256((const __m256i *)(tail_mask_src + 8 - (n - i)));
-        a1 = _mm256_fmadd_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m), a1);
+        const __m256i m = lanes(n - i);
+        a2 = _mm256_fmadd_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m), a2);
     }
-    *s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    *s = sum4(a0, a1, a2, a3);
 }
 
-static inline __m256 load_f16(const uint16_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
+#define F16U(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
 void quant__vec_dot_f16_avx2(int n, float *s, const void *vx, const void *vy)
 {
     const uint16_t *x = vx, *y = vy;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int i = 0;
+    const int head = head_to_32(x, 2, n);
+    float rest = 0;
+    for (int k = 0; k < head; k++)
+        rest += h2f(x[k]) * h2f(y[k]);
+    int i = head;
     for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), a0);
-        a1 = _mm256_fmadd_ps(load_f16(x + i + 8), load_f16(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load_f16(x + i + 16), load_f16(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load_f16(x + i + 24), load_f16(y + i + 24), a3);
+        a0 = _mm256_fmadd_ps(F16U(x + i), F16U(y + i), a0);
+        a1 = _mm256_fmadd_ps(F16U(x + i + 8), F16U(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(F16U(x + i + 16), F16U(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(F16U(x + i + 24), F16U(y + i + 24), a3);
     }
     for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), a0);
-    float tail = 0;
+        a0 = _mm256_fmadd_ps(F16U(x + i), F16U(y + i), a0);
     for (; i < n; i++)
-        tail += h2f(x[i]) * h2f(y[i]);
-    *s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+        rest += h2f(x[i]) * h2f(y[i]);
+    *s = sum4(a0, a1, a2, a3) + rest;
 }
 
-static inline __m256 load_bf16(const uint16_t *p)
+static inline __m256 widen_bf16(__m128i h)
 {
-    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
+
+#define BFU(p) widen_bf16(_mm_loadu_si128((const __m128i *)(p)))
 
 void quant__vec_dot_bf16_avx2(int n, float *s, const void *vx, const void *vy)
 {
     const uint16_t *x = vx, *y = vy;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int i = 0;
+    const int head = head_to_32(x, 2, n);
+    float rest = 0;
+    for (int k = 0; k < head; k++)
+        rest += bf16_to_fp32(x[k]) * bf16_to_fp32(y[k]);
+    int i = head;
     for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
-        a1 = _mm256_fmadd_ps(load_bf16(x + i + 8), load_bf16(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load_bf16(x + i + 16), load_bf16(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load_bf16(x + i + 24), load_bf16(y + i + 24), a3);
+        a0 = _mm256_fmadd_ps(BFU(x + i), BFU(y + i), a0);
+        a1 = _mm256_fmadd_ps(BFU(x + i + 8), BFU(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(BFU(x + i + 16), BFU(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(BFU(x + i + 24), BFU(y + i + 24), a3);
     }
     for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(load_bf16(x + i), load_bf16(y + i), a0);
-    float tail = 0;
+        a0 = _mm256_fmadd_ps(BFU(x + i), BFU(y + i), a0);
     for (; i < n; i++)
-        tail += bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]);
-    *s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + tail;
+        rest += bf16_to_fp32(x[i]) * bf16_to_fp32(y[i]);
+    *s = sum4(a0, a1, a2, a3) + rest;
 }
 
 /* ---- block dot products ----
- * Blocks go in groups of 8: the 8 scale products d_x * d_y are converted with one vcvtph2ps
- * pair, and each block's 8 int32 partial sums are scaled into one of four accumulators. */
+ * Blocks go in groups of 8: SCALES stores the 8 scale products d_x * d_y into ds[STRIDE * k],
+ * converted with one vcvtph2ps pair, and each block's 8 int32 partial sums are scaled into
+ * one of four accumulators. */
 
-#define GROUP_LOOP(BLOCK_DOT, GROUP_EXTRA, TAIL_EXTRA)                                    \
+#define GROUP_LOOP(BLOCK_DOT, SCALES, STRIDE, TAIL_EXTRA)                                 \
     for (; i + 8 <= nb; i += 8) {                                                          \
-        float ds[8];                                                                       \
-        _mm256_storeu_ps(ds, _mm256_mul_ps(HALVES8(x + i, d), HALVES8(y + i, d)));         \
-        GROUP_EXTRA;                                                                       \
+        float ds[16];                                                                      \
+        SCALES;                                                                            \
         for (int k = 0; k < 8; k += 4) {                                                   \
             a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(BLOCK_DOT(i + k)),                     \
-                                 _mm256_broadcast_ss(ds + k), a0);                         \
+                                 _mm256_broadcast_ss(ds + STRIDE * k), a0);                \
             a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(BLOCK_DOT(i + k + 1)),                 \
-                                 _mm256_broadcast_ss(ds + k + 1), a1);                     \
+                                 _mm256_broadcast_ss(ds + STRIDE * (k + 1)), a1);          \
             a2 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(BLOCK_DOT(i + k + 2)),                 \
-                                 _mm256_broadcast_ss(ds + k + 2), a2);                     \
+                                 _mm256_broadcast_ss(ds + STRIDE * (k + 2)), a2);          \
             a3 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(BLOCK_DOT(i + k + 3)),                 \
-                                 _mm256_broadcast_ss(ds + k + 3), a3);                     \
+                                 _mm256_broadcast_ss(ds + STRIDE * (k + 3)), a3);          \
         }                                                                                  \
     }                                                                                      \
     for (; i < nb; i++) {                                                                  \
@@ -175,15 +205,44 @@ void quant__vec_dot_bf16_avx2(int n, float *s, const void *vx, const void *vy)
         TAIL_EXTRA;                                                                        \
     }
 
-/* The _1 types add m_x * s_y per block: 8 at a time into a vector, leftovers into a float. */
-#define MIN_GROUP() am = _mm256_fmadd_ps(HALVES8(x + i, m), HALVES8(y + i, s), am)
+#define SCALES_0() _mm256_storeu_ps(ds, _mm256_mul_ps(HALVES8(x + i, d), HALVES8(y + i, d)))
+
+static inline int32_t load_i32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* The 32-bit field at byte 0 of each of 4 consecutive blocks of `size` bytes: d and m of
+ * Q4_1/Q5_1, d and s of Q8_1. (Explicit inserts: GCC builds a vector from 8 scalars through
+ * the stack.) */
+static inline __m128i dwords4(const uint8_t *p, size_t size)
+{
+    __m128i v = _mm_cvtsi32_si128(load_i32(p));
+    v = _mm_insert_epi32(v, load_i32(p + size), 1);
+    v = _mm_insert_epi32(v, load_i32(p + 2 * size), 2);
+    return _mm_insert_epi32(v, load_i32(p + 3 * size), 3);
+}
+
+/* _1 types: (d_x, m_x) times (d_y, s_y) lane by lane gives d_x * d_y in the even lanes (the
+ * scales, ds[2k]) and the m_x * s_y terms in the odd ones, which are summed on the side. */
+static inline void scales_1(float ds[16], __m256 *am, const void *x, size_t xsize, const void *y,
+                            size_t ysize)
+{
+    const uint8_t *xb = x, *yb = y;
+    const __m256 lo = _mm256_mul_ps(_mm256_cvtph_ps(dwords4(xb, xsize)),
+                                    _mm256_cvtph_ps(dwords4(yb, ysize)));
+    const __m256 hi = _mm256_mul_ps(_mm256_cvtph_ps(dwords4(xb + 4 * xsize, xsize)),
+                                    _mm256_cvtph_ps(dwords4(yb + 4 * ysize, ysize)));
+    _mm256_storeu_ps(ds, lo);
+    _mm256_storeu_ps(ds + 8, hi);
+    *am = _mm256_add_ps(*am, _mm256_blend_ps(_mm256_setzero_ps(), _mm256_add_ps(lo, hi), 0xaa));
+}
+
+#define SCALES_1() scales_1(ds, &am, x + i, sizeof(*x), y + i, sizeof(*y))
 #define MIN_TAIL() mt += h2f(x[i].m) * h2f(y[i].s)
 #define NOTHING() ((void)0)
-
-static inline float sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
-{
-    return hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-}
 
 void quant__vec_dot_q4_0_avx2(int n, float *s, const void *vx, const void *vy)
 {
@@ -194,7 +253,7 @@ void quant__vec_dot_q4_0_avx2(int n, float *s, const void *vx, const void *vy)
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
 #define Q4_0_DOT(b) dot_u8s8_off(nibbles32(x[b].qs), load32(y[b].qs), off)
-    GROUP_LOOP(Q4_0_DOT, NOTHING(), NOTHING())
+    GROUP_LOOP(Q4_0_DOT, SCALES_0(), 1, NOTHING())
 #undef Q4_0_DOT
     *s = sum4(a0, a1, a2, a3);
 }
@@ -208,7 +267,7 @@ void quant__vec_dot_q4_1_avx2(int n, float *s, const void *vx, const void *vy)
     float mt = 0;
     int i = 0;
 #define Q4_1_DOT(b) dot_u8s8(nibbles32(x[b].qs), load32(y[b].qs))
-    GROUP_LOOP(Q4_1_DOT, MIN_GROUP(), MIN_TAIL())
+    GROUP_LOOP(Q4_1_DOT, SCALES_1(), 2, MIN_TAIL())
 #undef Q4_1_DOT
     *s = sum4(a0, a1, a2, a3) + (hsum_ps(am) + mt);
 }
@@ -223,7 +282,7 @@ void quant__vec_dot_q5_0_avx2(int n, float *s, const void *vx, const void *vy)
     int i = 0;
 #define Q5_0_DOT(b)                                                                        \
     dot_u8s8_off(_mm256_or_si256(nibbles32(x[b].qs), fifth_bits(x[b].qh)), load32(y[b].qs), off)
-    GROUP_LOOP(Q5_0_DOT, NOTHING(), NOTHING())
+    GROUP_LOOP(Q5_0_DOT, SCALES_0(), 1, NOTHING())
 #undef Q5_0_DOT
     *s = sum4(a0, a1, a2, a3);
 }
@@ -237,7 +296,7 @@ void quant__vec_dot_q5_1_avx2(int n, float *s, const void *vx, const void *vy)
     float mt = 0;
     int i = 0;
 #define Q5_1_DOT(b) dot_u8s8(_mm256_or_si256(nibbles32(x[b].qs), fifth_bits(x[b].qh)), load32(y[b].qs))
-    GROUP_LOOP(Q5_1_DOT, MIN_GROUP(), MIN_TAIL())
+    GROUP_LOOP(Q5_1_DOT, SCALES_1(), 2, MIN_TAIL())
 #undef Q5_1_DOT
     *s = sum4(a0, a1, a2, a3) + (hsum_ps(am) + mt);
 }
@@ -250,7 +309,7 @@ void quant__vec_dot_q8_0_avx2(int n, float *s, const void *vx, const void *vy)
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
 #define Q8_0_DOT(b) dot_s8s8(load32(x[b].qs), load32(y[b].qs))
-    GROUP_LOOP(Q8_0_DOT, NOTHING(), NOTHING())
+    GROUP_LOOP(Q8_0_DOT, SCALES_0(), 1, NOTHING())
 #undef Q8_0_DOT
     *s = sum4(a0, a1, a2, a3);
 }
@@ -300,9 +359,9 @@ void quant__from_float_bf16_avx2(const float *src, void *dst, int64_t n)
         y[i] = bf16_from_fp32(src[i]);
 }
 
-/* roundf (half away from zero) of integral-or-not v, exactly: trunc, then step away from zero
- * when the dropped fraction is at least one half. v - trunc(v) is exact in binary floating
- * point, so no double rounding can creep in. */
+/* roundf (half away from zero), exactly: truncate, then step away from zero when the dropped
+ * fraction is at least one half. v - trunc(v) is exact in binary floating point, so no double
+ * rounding can creep in (unlike trunc(v + 0.5), which rounds 0.49999997 up). */
 static inline __m256 round_half_away(__m256 v)
 {
     const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
@@ -313,10 +372,10 @@ static inline __m256 round_half_away(__m256 v)
     return _mm256_add_ps(t, _mm256_and_ps(up, step));
 }
 
-/* One Q8 block: d (as float) into *d_out, quants into qs (low byte of the truncating
- * conversion, as the reference's cast compiles on x86); returns the quants as 32 bytes, or
- * reports that the block holds a NaN (the reference's sequential max is order-dependent then,
- * so such blocks are left to the scalar code). */
+/* One Q8 block: d (as float) into *d_out and the 32 quants into *q_out (the low byte of the
+ * truncating conversion, as the reference's cast compiles on x86). Returns -1, setting
+ * nothing, for a block holding a NaN: the reference's sequential max is order-dependent then,
+ * so such blocks are left to the scalar code. */
 static inline int quantize_q8_block_avx2(const float *x, float *d_out, __m256i *q_out)
 {
     const __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);

@@ -563,8 +563,6 @@ static void simd_dot_check(enum quant_level level)
     if (cpu_level() < (int)level)
         return;
     const int max_nb = 32;
-    struct block_q8_K *y = malloc(sizeof(*y) * max_nb);
-    void *x = malloc(sizeof(struct block_q6_K) * max_nb);
     uint64_t s = 42 + level;
     for (int k = 0; k < N_K_TYPES; k++) {
         const enum qtype t = k_types[k];
@@ -576,6 +574,9 @@ static void simd_dot_check(enum quant_level level)
         double worst = 0;
         for (int trial = 0; trial < 300; trial++) {
             const int nb = 1 + (int)(rng_next(&s) % max_nb);
+            /* exact sizes, so the sanitizer build catches a read past the last block */
+            struct block_q8_K *y = malloc(sizeof(*y) * nb);
+            void *x = malloc(quant_traits(t)->type_size * nb);
             random_x_blocks(t, x, nb, &s);
             random_y_blocks(y, nb, &s, trial % 5 == 0);
             float ref, got, got2;
@@ -591,6 +592,8 @@ static void simd_dot_check(enum quant_level level)
                     fprintf(stderr, "    %s level %d nb %d: %.9g vs %.9g (tol %g)\n",
                             quant_traits(t)->name, level, nb, got, ref, tol);
             }
+            free(y);
+            free(x);
         }
         CHECK_EQ_INT(bad, 0);
         CHECK_EQ_INT(not_avx2, 0);
@@ -598,8 +601,6 @@ static void simd_dot_check(enum quant_level level)
             fprintf(stderr, "    %s level %d: worst |diff| = %.2f eps * mass\n",
                     quant_traits(t)->name, level, worst);
     }
-    free(y);
-    free(x);
 }
 
 /* The tolerance above is meaningful: one level off by one, in a sub-block with a large scale,
@@ -625,8 +626,14 @@ TEST(quant_k_vec_dot_detects_one_level)
             b[offsetof(struct block_q3_K, scales) + 8] |= 0x03;
             q_off = offsetof(struct block_q3_K, qs);
             break;
-        case QTYPE_Q4_K: b[offsetof(struct block_q4_K, scales)] |= 63; q_off = offsetof(struct block_q4_K, qs); break;
-        case QTYPE_Q5_K: b[offsetof(struct block_q5_K, scales)] |= 63; q_off = offsetof(struct block_q5_K, qs); break;
+        case QTYPE_Q4_K:
+            b[offsetof(struct block_q4_K, scales)] |= 63;
+            q_off = offsetof(struct block_q4_K, qs);
+            break;
+        case QTYPE_Q5_K:
+            b[offsetof(struct block_q5_K, scales)] |= 63;
+            q_off = offsetof(struct block_q5_K, qs);
+            break;
         default: b[offsetof(struct block_q6_K, scales)] = 127; break;
         }
         /* and the largest super-scale, so the block carries weight in the sum */
@@ -737,6 +744,12 @@ TEST(quant_k_q8_K_simd_bit_identical)
     x[7 * QK_K + 250] = 4.0f;
     for (int64_t i = 8 * QK_K; i < 9 * QK_K; i++)
         x[i] = -1.0f;
+    /* not finite: the result is garbage but must be the same garbage */
+    x[9 * QK_K + 5] = INFINITY;
+    x[10 * QK_K + 6] = NAN;
+    x[10 * QK_K + 7] = 2.0f;
+    x[11 * QK_K] = NAN;
+    x[11 * QK_K + 9] = -INFINITY;
     q8_K_case(x, n, "edge cases");
     CHECK(fabsf(x[0]) == 0.0f);
     free(x);

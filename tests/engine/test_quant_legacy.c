@@ -441,11 +441,25 @@ TEST(quant_legacy_fixture_q8_0) { fixture_check("fixtures/models/llama-Q8_0.gguf
 struct dot_case {
     enum qtype t, vt;
     int n;
-    void *x, *y;    /* quantized operands */
+    void *x, *y;    /* quantized operands, at random offsets into xa, ya */
+    void *xa, *ya;
     double exact;   /* dot of the dequantized operands, in double */
     double mag;     /* sum over elements of |d_x q_x * y| plus, for _1 types, sum of |m * s| */
     double s_slack; /* _1 types: s = half(d * sum q) vs half(d) * sum q, at most 2^-10 |m s| */
 };
+
+/* A copy of q (size bytes) at a random, naturally aligned offset (0..63 bytes) from the start of
+ * its allocation, ending exactly at its end so that AddressSanitizer sees any overread. */
+static void *relocate(void *q, size_t size, size_t align, uint64_t *s, void **alloc)
+{
+    const size_t k = align * (rng_next(s) % (64 / align));
+    uint8_t *a = malloc(k + size);
+    if (a && q)
+        memcpy(a + k, q, size);
+    free(q);
+    *alloc = a;
+    return a && q ? a + k : NULL;
+}
 
 /* Operands from random data (F types: any n; block types: whole blocks). */
 static int dot_case_make(struct dot_case *c, enum qtype t, int n, uint64_t *s)
@@ -462,6 +476,10 @@ static int dot_case_make(struct dot_case *c, enum qtype t, int n, uint64_t *s)
         yf[i] = rng_gauss(s) * (1 + 4 * (float)rng_uniform(s));
     c->x = quantize(t, xf, n);
     c->y = quantize(c->vt, yf, n);
+    /* Any alignment of the blocks or floats: heads, tails and split loads all get exercised. */
+    const size_t xal = t == QTYPE_F32 ? 4 : 2, yal = c->vt == QTYPE_F32 ? 4 : 2;
+    c->x = relocate(c->x, quant_row_size(t, n), xal, s, &c->xa);
+    c->y = relocate(c->y, quant_row_size(c->vt, n), yal, s, &c->ya);
     float *xd = dequantize(t, c->x, n), *yd = dequantize(c->vt, c->y, n);
     if (!c->x || !c->y || !xd || !yd)
         return -1;
@@ -487,8 +505,8 @@ static int dot_case_make(struct dot_case *c, enum qtype t, int n, uint64_t *s)
 
 static void dot_case_free(struct dot_case *c)
 {
-    free(c->x);
-    free(c->y);
+    free(c->xa);
+    free(c->ya);
 }
 
 /* A float sum of k terms, in any order, is off by at most k * 2^-24 * sum|terms| (to first
@@ -670,10 +688,11 @@ static void simd_quantize_check(enum quant_level l)
         int bad = 0;
         for (int rep = 0; rep < 400; rep++) {
             const int n = bs * (1 + (int)(rng_next(&s) % (bs == 1 ? 200 : 40)));
-            float *x = malloc((size_t)n * sizeof(float));
-            const size_t sz = quant_row_size(t, n);
-            uint8_t *a = malloc(sz + 1), *b = malloc(sz + 1);
-            REQUIRE(x && a && b);
+            /* Input and SIMD output at random offsets: every head/tail path and alignment. */
+            const size_t sz = quant_row_size(t, n), kx = rng_next(&s) % 16, kb = 2 * (rng_next(&s) % 32);
+            float *xa = malloc((kx + (size_t)n) * sizeof(float)), *x = xa + kx;
+            uint8_t *a = malloc(sz + 1), *ba = malloc(kb + sz + 1), *b = ba + kb;
+            REQUIRE(xa && a && ba);
             fill_activation(x, n, rep % 12, &s);
             memset(a, 0xa5, sz + 1);
             memset(b, 0xa5, sz + 1);
@@ -686,9 +705,9 @@ static void simd_quantize_check(enum quant_level l)
                 test__fail(__FILE__, __LINE__, "%s level %d n=%d kind %d: byte %zu %02x vs %02x",
                            quant_traits(t)->name, (int)l, n, rep % 12, at, a[at], b[at]);
             }
-            free(x);
+            free(xa);
             free(a);
-            free(b);
+            free(ba);
         }
     }
 }
