@@ -30,6 +30,7 @@ struct product {
     const void *xq;      /* T rows of row_size bytes */
     size_t xq_row;
     quant_vec_dot_fn dot;
+    quant_vec_dot_multi_fn multi;   /* NULL: one column at a time */
     int M;
     int n_chunks;
 };
@@ -61,7 +62,18 @@ static void matmul_chunks(void *arg, int ith, int nth)
             const int t1 = t0 + TOKENS_PER_BLOCK < j->T ? t0 + TOKENS_PER_BLOCK : j->T;
             for (int r = r0; r < r1; r++) {
                 const void *wrow = wdata + (size_t)r * p->w->nb1;
-                for (int t = t0; t < t1; t++)
+                int t = t0;
+                if (p->multi) {
+                    float s[QUANT_MULTI_MAX];
+                    for (; t + 1 < t1; t += QUANT_MULTI_MAX) {
+                        const int nc = t1 - t < QUANT_MULTI_MAX ? t1 - t : QUANT_MULTI_MAX;
+                        p->multi(j->K, s, wrow, (const char *)p->xq + (size_t)t * p->xq_row,
+                                 p->xq_row, nc);
+                        for (int c = 0; c < nc; c++)
+                            p->y[(int64_t)(t + c) * p->M + r] = s[c];
+                    }
+                }
+                for (; t < t1; t++)
                     p->dot(j->K, &p->y[(int64_t)t * p->M + r], wrow,
                            (const char *)p->xq + (size_t)t * p->xq_row);
             }
@@ -89,6 +101,7 @@ void op_matmul_n(struct tandem_ctx *c, int n, const struct weight *const *ws, co
         p->M = (int)ws[i]->ne[1];
         p->n_chunks = (p->M + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
         p->dot = quant_vec_dot_at(ws[i]->type, level);
+        p->multi = T > 1 ? quant_vec_dot_multi_at(ws[i]->type, level) : NULL;
         p->xq_row = quant_row_size(vdt, K);
         job.total_chunks += p->n_chunks;
         if (vdt == QTYPE_F32) {

@@ -87,6 +87,21 @@
 #pragma weak quant__from_float_q8_K_avx2
 #pragma weak quant__from_float_q8_K_avx512
 
+#pragma weak quant__vec_dot_multi_q4_0_avx2
+#pragma weak quant__vec_dot_multi_q4_0_avx512
+#pragma weak quant__vec_dot_multi_q8_0_avx2
+#pragma weak quant__vec_dot_multi_q8_0_avx512
+#pragma weak quant__vec_dot_multi_q2_K_avx2
+#pragma weak quant__vec_dot_multi_q2_K_avx512
+#pragma weak quant__vec_dot_multi_q3_K_avx2
+#pragma weak quant__vec_dot_multi_q3_K_avx512
+#pragma weak quant__vec_dot_multi_q4_K_avx2
+#pragma weak quant__vec_dot_multi_q4_K_avx512
+#pragma weak quant__vec_dot_multi_q5_K_avx2
+#pragma weak quant__vec_dot_multi_q5_K_avx512
+#pragma weak quant__vec_dot_multi_q6_K_avx2
+#pragma weak quant__vec_dot_multi_q6_K_avx512
+
 #define WEIGHT(T, t, NAME, BS, SIZE, VDT)                                                 \
     [QTYPE_##T] = {.name = NAME, .block_size = BS, .type_size = SIZE,                    \
                    .is_quantized = BS > 1, .to_float = quant__to_float_##t,              \
@@ -129,6 +144,19 @@ static const quant_from_float_fn from_float_by_level[QTYPE_COUNT][QUANT_LEVEL_CO
     ACT_LEVELS(F16, f16), ACT_LEVELS(BF16, bf16), ACT_LEVELS(Q8_0, q8_0),
     ACT_LEVELS(Q8_1, q8_1), ACT_LEVELS(Q8_K, q8_K),
 };
+
+#define MULTI(T, t) [QTYPE_##T] = {NULL, quant__vec_dot_multi_##t##_avx2, quant__vec_dot_multi_##t##_avx512}
+static const quant_vec_dot_multi_fn multi_by_level[QTYPE_COUNT][QUANT_LEVEL_COUNT] = {
+    MULTI(Q4_0, q4_0), MULTI(Q8_0, q8_0), MULTI(Q2_K, q2_K), MULTI(Q3_K, q3_K),
+    MULTI(Q4_K, q4_K), MULTI(Q5_K, q5_K), MULTI(Q6_K, q6_K),
+};
+
+quant_vec_dot_multi_fn quant_vec_dot_multi_at(enum qtype t, enum quant_level level)
+{
+    if (!quant_traits(t) || level < 0 || level >= QUANT_LEVEL_COUNT)
+        return NULL;
+    return multi_by_level[t][level];
+}
 
 const struct qtype_traits *quant_traits(int type)
 {

@@ -102,6 +102,16 @@ quant_vec_dot_fn quant_vec_dot_at(enum qtype t, enum quant_level level);
  * `level`; its output must equal the reference from_float bit for bit. */
 quant_from_float_fn quant_from_float_at(enum qtype t, enum quant_level level);
 
+/* One weight row x against nc activation rows (1 <= nc <= QUANT_MULTI_MAX) of y, row stride by
+ * bytes: s[j] = dot(x, y + j*by). Each s[j] must be bit-identical to what the same level's
+ * vec_dot returns for that column; the point is unpacking x once for several tokens (prompt
+ * processing). */
+#define QUANT_MULTI_MAX 8
+typedef void (*quant_vec_dot_multi_fn)(int n, float *s, const void *x, const void *y, size_t by,
+                                       int nc);
+/* The multi-column kernel for type t at exactly `level`, or NULL if that level has none. */
+quant_vec_dot_multi_fn quant_vec_dot_multi_at(enum qtype t, enum quant_level level);
+
 /* The level to use on this machine (base/cpu.c: the CPU's best, capped by TANDEM_CPU). */
 enum quant_level quant_level_best(void);
 

@@ -39,4 +39,16 @@ QUANT__DECL_TYPE(q5_K) QUANT__DECL_DOT(q5_K)
 QUANT__DECL_TYPE(q6_K) QUANT__DECL_DOT(q6_K)
 QUANT__DECL_TYPE(q8_K) QUANT__DECL_ACT(q8_K)
 
+/* quant_multi_*.c: multi-column kernels (see quant_vec_dot_multi_fn), where they pay off. */
+#define QUANT__DECL_MULTI(t)                                                                   \
+    void quant__vec_dot_multi_##t##_avx2(int n, float *s, const void *x, const void *y,        \
+                                         size_t by, int nc);                                   \
+    void quant__vec_dot_multi_##t##_avx512(int n, float *s, const void *x, const void *y,      \
+                                           size_t by, int nc);
+QUANT__DECL_MULTI(q4_0) QUANT__DECL_MULTI(q8_0) QUANT__DECL_MULTI(q2_K) QUANT__DECL_MULTI(q3_K)
+QUANT__DECL_MULTI(q4_K) QUANT__DECL_MULTI(q5_K) QUANT__DECL_MULTI(q6_K)
+
+/* Test hook (quant_k_avx512.c): force the VNNI (1) or plain AVX-512 (0) paths. */
+void quant__k_avx512_set_vnni(int on);
+
 #endif

@@ -157,8 +157,8 @@ static inline __m512i dot_s8s8(__m512i x, __m512i y, const bool vnni)
 
 /* ---- F32, F16, BF16 dot products ----
  * x (the weights) is streamed from memory: a masked head brings it to a 64-byte boundary,
- * since 64-byte loads that straddle cache lines cost about 40% of the DRAM bandwidth one core
- * can pull from DRAM (measured on Zen 5). y stays in cache. All loads tolerate any alignment. */
+ * since 64-byte loads that straddle cache lines cut the bandwidth one core draws from DRAM by
+ * about 40% (measured on Zen 5). y stays in cache. All loads tolerate any alignment. */
 
 /* Elements before p reaches a 64-byte boundary (0 if its address is not a multiple of elem). */
 static inline int head_to_64(const void *p, int elem, int n)

@@ -64,7 +64,8 @@ static float block_m(enum qtype t, const void *x, int b)
     return fp16_to_fp32(m);
 }
 
-/* Random data whose blocks span 12 orders of magnitude, with a few all-zero blocks. */
+/* Random data whose block scales span 6 orders of magnitude, with some all-zero blocks and
+ * some blocks of one sign. */
 static void fill_blocks(float *x, int64_t n, uint64_t *s)
 {
     for (int64_t i = 0; i < n; i += 32) {
@@ -542,7 +543,7 @@ TEST(quant_legacy_vec_dot_scalar_vs_dequantized)
     }
 }
 
-/* A fixed 8-block example computed by hand: Q4_0 x Q8_0 with known integer sums. */
+/* A two-block example computed by hand, at every level: Q4_0 x Q8_0 with known sums. */
 TEST(quant_legacy_vec_dot_known)
 {
     struct block_q4_0 x[2];
@@ -730,8 +731,9 @@ TEST(quant_legacy_quantize_avx512_bit_identical)
     simd_quantize_check(QUANT_LEVEL_AVX512);
 }
 
-/* Every float in [0.25, 128) times an exact scale: the SIMD roundf agrees on all 2^26 of them
- * (this is the range x * id covers in a Q8 block). */
+/* Every float in [0.25, 128) (alternating signs), quantized with d = id = 1 so that x * id = x:
+ * the SIMD roundf agrees with the scalar one on all 75 million of them. This is the range
+ * x * id covers in a Q8 block; below 0.25 everything rounds to 0 either way. */
 TEST(quant_legacy_quantize_q8_rounding_exhaustive)
 {
     float *x = malloc(32 * 4096 * sizeof(float));
