@@ -48,7 +48,9 @@ QUANT__DECL_TYPE(q8_K) QUANT__DECL_ACT(q8_K)
 QUANT__DECL_MULTI(q4_0) QUANT__DECL_MULTI(q8_0) QUANT__DECL_MULTI(q2_K) QUANT__DECL_MULTI(q3_K)
 QUANT__DECL_MULTI(q4_K) QUANT__DECL_MULTI(q5_K) QUANT__DECL_MULTI(q6_K)
 
-/* Test hook (quant_k_avx512.c): force the VNNI (1) or plain AVX-512 (0) paths. */
+/* Test hooks: force the plain AVX-512 paths (0) or the VNNI/BF16 ones again (1, only where the
+ * CPU has them). Not thread-safe; for tests and benchmarks. */
 void quant__k_avx512_set_vnni(int on);
+void quant__legacy_avx512_extensions(int vnni, int bf16);
 
 #endif
