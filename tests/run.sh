@@ -4,6 +4,16 @@
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
+# Fixtures live in ../shared next to the checkout; a clone elsewhere falls back to /work/shared.
+if [ -z "${TANDEM_SHARED:-}" ]; then
+    for d in ../shared /work/shared; do
+        if [ -d "$d/fixtures" ]; then export TANDEM_SHARED=$(cd "$d" && pwd); break; fi
+    done
+fi
+if [ ! -d "${TANDEM_SHARED:-../shared}/fixtures" ]; then
+    echo "tests: fixtures not found (set TANDEM_SHARED to the shared/ folder)" >&2
+    echo "0 passed, 1 failed"; exit 1
+fi
 passed=0; failed=0
 out=$(mktemp)
 "$BUILD/tests/unit" | tee "$out" | grep -v -E '^[0-9]+ passed, [0-9]+ failed$'
