@@ -169,7 +169,14 @@ int cmd_bench(int argc, char **argv)
     rss(&anon, &file);
     const double mib = 1024.0 * 1024.0;
     const double size_mib = tandem_model_size(m) / mib;
-    const double params_b = tandem_model_n_params(m) / 1e9;
+    const double np = (double)tandem_model_n_params(m);
+    char params[16];
+    if (np >= 1e9)
+        snprintf(params, sizeof(params), "%.2f B", np / 1e9);
+    else if (np >= 1e6)
+        snprintf(params, sizeof(params), "%.2f M", np / 1e6);
+    else
+        snprintf(params, sizeof(params), "%.2f K", np / 1e3);
     const int threads = tandem_ctx_n_threads(c);
     const char *simd = cpu_level_name(cpu_level());
     if (json) {
@@ -195,8 +202,8 @@ int cmd_bench(int argc, char **argv)
             char test[16], tps[32];
             snprintf(test, sizeof(test), "%s%d", stats[i].name, stats[i].n);
             snprintf(tps, sizeof(tps), "%.2f ± %.2f", stats[i].mean, stats[i].sd);
-            printf("| %-24s | %6.2f MiB | %6.3f B | %7d | %6s | %8s | %19s |\n",
-                   tandem_model_desc(m), size_mib, params_b, threads, simd, test, tps);
+            printf("| %-24s | %6.2f MiB | %8s | %7d | %6s | %8s | %19s |\n",
+                   tandem_model_desc(m), size_mib, params, threads, simd, test, tps);
         }
         printf("\nmemory: weights %.1f MiB mapped (%.1f MiB resident), anonymous %.1f MiB "
                "(KV cache %.1f MiB, scratch %.1f MiB allocated)\n",

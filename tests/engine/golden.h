@@ -9,5 +9,8 @@ enum golden_class { GOLDEN_FLOAT, GOLDEN_BF16, GOLDEN_QUANT };
  * every position and the greedy continuation against golden/<name>.seed0.bin; reports
  * failures through the test framework. */
 void golden_check(const char *name, enum golden_class cls);
+/* The same with explicit paths under ../shared; the prompt file holds the token ids. */
+void golden_check_files(const char *name, const char *model_rel, const char *golden_rel,
+                        const char *prompt_rel, enum golden_class cls);
 
 #endif

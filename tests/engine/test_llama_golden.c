@@ -21,3 +21,10 @@ GOLDEN(llama_Q6_K, "llama-Q6_K", GOLDEN_QUANT)
 GOLDEN(mixtral_F16, "mixtral-F16", GOLDEN_FLOAT)
 GOLDEN(mixtral_Q8_0, "mixtral-Q8_0", GOLDEN_QUANT)
 GOLDEN(mixtral_Q4_K_M, "mixtral-Q4_K_M", GOLDEN_QUANT)
+
+/* The real trained model: logits of the prompt and the 32-token greedy story continuation. */
+TEST(golden_stories260K)
+{
+    golden_check_files("stories260K", "models/stories260K.gguf", "fixtures/golden/stories260K.bin",
+                       "fixtures/golden/stories260K-prompt.txt", GOLDEN_FLOAT);
+}
