@@ -7,6 +7,7 @@
  * L1/L2 while a block of activation rows streams past them. */
 #define ROWS_PER_CHUNK 16
 #define TOKENS_PER_BLOCK 16
+#define CHUNKS_PER_THREAD 4
 
 struct quantize_job {
     quant_from_float_fn fn;
@@ -32,6 +33,7 @@ struct product {
     quant_vec_dot_fn dot;
     quant_vec_dot_multi_fn multi;   /* NULL: one column at a time */
     int M;
+    int rows_per_chunk;
     int n_chunks;
 };
 
@@ -55,8 +57,8 @@ static void matmul_chunks(void *arg, int ith, int nth)
         while (chunk >= j->p[i].n_chunks)
             chunk -= j->p[i++].n_chunks;
         const struct product *p = &j->p[i];
-        const int r0 = chunk * ROWS_PER_CHUNK;
-        const int r1 = r0 + ROWS_PER_CHUNK < p->M ? r0 + ROWS_PER_CHUNK : p->M;
+        const int r0 = chunk * p->rows_per_chunk;
+        const int r1 = r0 + p->rows_per_chunk < p->M ? r0 + p->rows_per_chunk : p->M;
         const char *wdata = p->w->data;
         for (int t0 = 0; t0 < j->T; t0 += TOKENS_PER_BLOCK) {
             const int t1 = t0 + TOKENS_PER_BLOCK < j->T ? t0 + TOKENS_PER_BLOCK : j->T;
@@ -85,6 +87,7 @@ void op_matmul_n(struct tandem_ctx *c, int n, const struct weight *const *ws, co
                  int T, float *const *ys)
 {
     const int K = (int)ws[0]->ne[0];
+    const int nth = pool_size(c->pool);
     const enum quant_level level = quant_level_best();
     struct matmul_job job = {.pool = c->pool, .n = n, .T = T, .K = K};
     /* One quantized copy of x per distinct activation type. */
@@ -99,7 +102,15 @@ void op_matmul_n(struct tandem_ctx *c, int n, const struct weight *const *ws, co
         p->w = ws[i];
         p->y = ys[i];
         p->M = (int)ws[i]->ne[1];
-        p->n_chunks = (p->M + ROWS_PER_CHUNK - 1) / ROWS_PER_CHUNK;
+        /* Few tokens: the product streams weights from memory, and long contiguous runs per
+         * thread keep the hardware prefetchers going; still several chunks per thread so a
+         * preempted thread's share is picked up by the others. Many tokens: small chunks. */
+        p->rows_per_chunk = ROWS_PER_CHUNK;
+        if (T < 4) {
+            const int want = (p->M + CHUNKS_PER_THREAD * nth - 1) / (CHUNKS_PER_THREAD * nth);
+            p->rows_per_chunk = want > ROWS_PER_CHUNK ? (want + 15) / 16 * 16 : ROWS_PER_CHUNK;
+        }
+        p->n_chunks = (p->M + p->rows_per_chunk - 1) / p->rows_per_chunk;
         p->dot = quant_vec_dot_at(ws[i]->type, level);
         p->multi = T > 1 ? quant_vec_dot_multi_at(ws[i]->type, level) : NULL;
         p->xq_row = quant_row_size(vdt, K);

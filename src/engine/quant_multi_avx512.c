@@ -1,0 +1,610 @@
+/* AVX-512 multi-column dot products: one weight row against up to 8 activation rows. */
+#include "engine/quant_impl.h"
+
+#include <immintrin.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "base/cpu.h"
+
+/* Each kernel unpacks a block (or super-block) of the weight row once and then runs the
+ * integer part of the single-column kernel of this level (quant_k_avx512.c,
+ * quant_legacy_avx512.c) for every column, with the same int32 lane layout, and the same
+ * float steps in the same order per column, so each s[j] is bit-identical to what that kernel
+ * returns. The unpacking code below is copied from those files on purpose: the lane layout is
+ * the contract. VNNI only fuses exact int32 adds (vpdpwssd, vpdpbusd do not saturate), so it
+ * changes speed, never results; it is used where the CPU has it. */
+
+/* -1: from the CPU (resolved on first use), 0: plain AVX-512BW, 1: VNNI. */
+static atomic_int vnni_mode = -1;
+
+void quant__multi_avx512_set_vnni(int mode);
+
+/* Test hook: force a path (0 plain, 1 VNNI, -1 back to the CPU's choice); VNNI is honoured
+ * only where the CPU has it. */
+void quant__multi_avx512_set_vnni(int mode)
+{
+    const int has = cpu_features_get()->avx512_vnni;
+    atomic_store_explicit(&vnni_mode, mode < 0 ? has : (mode && has), memory_order_relaxed);
+}
+
+static inline int use_vnni(void)
+{
+    int m = atomic_load_explicit(&vnni_mode, memory_order_relaxed);
+    if (m < 0) {
+        m = cpu_features_get()->avx512_vnni;
+        atomic_store_explicit(&vnni_mode, m, memory_order_relaxed);
+    }
+    return m;
+}
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Activation row c: y + c * by bytes. */
+#define COL(T, y, by, c) ((const T *)((const char *)(y) + (size_t)(c) * (by)))
+
+/* ---- helpers shared with quant_k_avx512.c (same lane layout) ---- */
+
+/* acc += pairwise products of int16 p and scales sc into int32 lanes; the empty asm keeps the
+ * compiler from fusing madd + add into vpdpwssd on the plain path. */
+ALWAYS_INLINE __m512i madd_acc(__m512i acc, __m512i p, __m512i sc, const int vnni)
+{
+    if (vnni)
+        return _mm512_dpwssd_epi32(acc, p, sc);
+    __m512i m = _mm512_madd_epi16(p, sc);
+    __asm__("" : "+v"(m));
+    return _mm512_add_epi32(acc, m);
+}
+
+static inline __m256i loadu_256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline __m128i loadu_128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
+static inline __m512i loadu_512(const void *p) { return _mm512_loadu_si512(p); }
+static inline __m512i load_512(const void *p) { return _mm512_load_si512(p); }
+static inline __m512i bcast_256(const void *p) { return _mm512_broadcast_i64x4(loadu_256(p)); }
+
+static inline __m512i halves(long long a, long long b)
+{
+    return _mm512_set_epi64(b, b, b, b, a, a, a, a);
+}
+
+#define W8(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
+static const uint8_t pick_k4[4][64] __attribute__((aligned(64))) = {
+    {W8(0), W8(0), W8(2), W8(2)},
+    {W8(4), W8(4), W8(6), W8(6)},
+    {W8(8), W8(8), W8(10), W8(10)},
+    {W8(12), W8(12), W8(14), W8(14)},
+};
+
+#define L4(a) a, a, a, a
+static const int32_t pick_16[4][16] __attribute__((aligned(64))) = {
+    {L4(0), L4(1), L4(2), L4(3)},
+    {L4(4), L4(5), L4(6), L4(7)},
+    {L4(8), L4(9), L4(10), L4(11)},
+    {L4(12), L4(13), L4(14), L4(15)},
+};
+
+static inline __m512i scale_16(__m512i scales, int c)
+{
+    return _mm512_permutexvar_epi32(load_512(pick_16[c]), scales);
+}
+
+static inline __m512i dup_words(__m256i sc16)
+{
+    const __m512i d = _mm512_cvtepi16_epi32(sc16);
+    return _mm512_ternarylogic_epi32(d, _mm512_set1_epi32(0xffff), _mm512_slli_epi32(d, 16), 0xEA);
+}
+
+static inline float hsum_128(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
+
+static inline float hsum_256(__m256 v)
+{
+    return hsum_128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+
+static inline __m256i fold(__m512i v)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+static inline __m128i k4_scales_mins(const uint8_t *s)
+{
+    const __m128i v = loadu_128(s);
+    const __m128i a =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(a, 4),
+                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
+    const __m128i b =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    return _mm_ternarylogic_epi32(lo, _mm_srli_epi16(b, 2), _mm_set1_epi8(0x30), 0xF8);
+}
+
+static inline __m256i q3_K_scales(const uint8_t *s)
+{
+    const __m128i v = loadu_128(s - 4);
+    const __m128i l =
+        _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i lo = _mm_or_si128(
+        _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(l, 4),
+                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
+    const __m128i h = _mm_shuffle_epi8(v, _mm_set1_epi32(0x0f0e0d0c));
+    const __m128i hi = _mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4);
+    const __m128i all = _mm_ternarylogic_epi32(lo, hi, _mm_set1_epi8(0x30), 0xF8);
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(all, _mm_set1_epi8(32)));
+}
+
+static inline __m128i bsums_32(const struct block_q8_K *y)
+{
+    return _mm_hadd_epi16(loadu_128(y->bsums), loadu_128(y->bsums + 8));
+}
+
+/* The fp16 pair (d, dmin) at p as floats in lanes 0 and 1 (the single kernels' d_dmin before
+ * the multiplication by the activations' scale). */
+static inline __m128 d_dmin_x(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+}
+
+static inline __m512i or_and(__m512i a, __m512i b, __m512i c)
+{
+    return _mm512_ternarylogic_epi32(a, b, c, 0xF8);
+}
+
+/* ---- K-quants ----
+ * Per super-block: the weights' four 64-value chunks q[] and their scales sc[] go to
+ * registers; then per column the integer dot (as the single kernel's sumi), and the float
+ * FMAs into that column's accumulators. nc is a constant after inlining, so the column loop
+ * unrolls and the accumulators stay in registers. */
+
+ALWAYS_INLINE void multi_q4_K(int n, float *s, const void *vx, const void *vy, size_t by,
+                              const int nc, const int vnni)
+{
+    const struct block_q4_K *x = vx;
+    const __m512i m4 = _mm512_set1_epi8(0xF), nib = halves(0, 4);
+    __m256 acc[QUANT_MULTI_MAX];
+    __m128 acc_m[QUANT_MULTI_MAX];
+    for (int c = 0; c < nc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        acc_m[c] = _mm_setzero_ps();
+    }
+    for (int i = 0; i < n / QK_K; i++) {
+        const __m128 xdd = d_dmin_x(&x[i].d);
+        const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
+        const __m128i mins = _mm256_extracti128_si256(ms, 1);
+        const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(ms));
+        __m512i q[4], sc[4];
+        for (int j = 0; j < 4; j++) {
+            q[j] = _mm512_and_si512(_mm512_srlv_epi64(bcast_256(x[i].qs + 32 * j), nib), m4);
+            sc[j] = _mm512_shuffle_epi8(scales, load_512(pick_k4[j]));
+        }
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_K *y = COL(struct block_q8_K, vy, by, c) + i;
+            const __m128 dd = _mm_mul_ps(xdd, _mm_set1_ps(y->d));
+            const __m128i prod = _mm_madd_epi16(mins, bsums_32(y));
+            acc_m[c] = _mm_fnmadd_ps(_mm_permute_ps(dd, 0x55), _mm_cvtepi32_ps(prod), acc_m[c]);
+            __m512i sumi = _mm512_setzero_si512();
+            for (int j = 0; j < 4; j++)
+                sumi = madd_acc(sumi, _mm512_maddubs_epi16(q[j], loadu_512(y->qs + 64 * j)),
+                                sc[j], vnni);
+            acc[c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)),
+                                     acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        s[c] = hsum_256(acc[c]) + hsum_128(acc_m[c]);
+}
+
+ALWAYS_INLINE void multi_q5_K(int n, float *s, const void *vx, const void *vy, size_t by,
+                              const int nc, const int vnni)
+{
+    const struct block_q5_K *x = vx;
+    const __m512i m4 = _mm512_set1_epi8(0xF), m16 = _mm512_set1_epi8(0x10), nib = halves(0, 4);
+    __m256 acc[QUANT_MULTI_MAX];
+    __m128 acc_m[QUANT_MULTI_MAX];
+    for (int c = 0; c < nc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        acc_m[c] = _mm_setzero_ps();
+    }
+    for (int i = 0; i < n / QK_K; i++) {
+        const __m128 xdd = d_dmin_x(&x[i].d);
+        const __m256i ms = _mm256_cvtepu8_epi16(k4_scales_mins(x[i].scales));
+        const __m128i mins = _mm256_extracti128_si256(ms, 1);
+        const __m512i scales = _mm512_broadcast_i32x4(_mm256_castsi256_si128(ms));
+        const __m512i qh = bcast_256(x[i].qh);
+        __m512i q[4], sc[4];
+        for (int j = 0; j < 4; j++) {
+            const __m512i rot = halves((64 + 4 - 2 * j) & 63, (64 + 3 - 2 * j) & 63);
+            const __m512i lo =
+                _mm512_and_si512(_mm512_srlv_epi64(bcast_256(x[i].qs + 32 * j), nib), m4);
+            q[j] = or_and(lo, _mm512_rolv_epi64(qh, rot), m16);
+            sc[j] = _mm512_shuffle_epi8(scales, load_512(pick_k4[j]));
+        }
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_K *y = COL(struct block_q8_K, vy, by, c) + i;
+            const __m128 dd = _mm_mul_ps(xdd, _mm_set1_ps(y->d));
+            const __m128i prod = _mm_madd_epi16(mins, bsums_32(y));
+            acc_m[c] = _mm_fnmadd_ps(_mm_permute_ps(dd, 0x55), _mm_cvtepi32_ps(prod), acc_m[c]);
+            __m512i sumi = _mm512_setzero_si512();
+            for (int j = 0; j < 4; j++)
+                sumi = madd_acc(sumi, _mm512_maddubs_epi16(q[j], loadu_512(y->qs + 64 * j)),
+                                sc[j], vnni);
+            acc[c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)),
+                                     acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        s[c] = hsum_256(acc[c]) + hsum_128(acc_m[c]);
+}
+
+ALWAYS_INLINE void multi_q6_K(int n, float *s, const void *vx, const void *vy, size_t by,
+                              const int nc, const int vnni)
+{
+    const struct block_q6_K *x = vx;
+    const __m512i m4 = _mm512_set1_epi8(0xF), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl_a = halves(4, 2), shr_b = halves(0, 2);
+    __m256 acc[QUANT_MULTI_MAX];
+    for (int c = 0; c < nc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float xd = _cvtsh_ss(x[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(loadu_128(x[i].scales));
+        const __m512i scales = dup_words(sc16);
+        /* q[2h]: values 0-63 of half h, q[2h + 1]: values 64-127; sc[k] their scales */
+        __m512i q[4], sc[4];
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = loadu_512(x[i].ql + 64 * h), qh = bcast_256(x[i].qh + 32 * h);
+            q[2 * h] = or_and(_mm512_and_si512(l, m4), _mm512_sllv_epi64(qh, shl_a), m30);
+            q[2 * h + 1] = or_and(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                  _mm512_srlv_epi64(qh, shr_b), m30);
+        }
+        for (int k = 0; k < 4; k++)
+            sc[k] = scale_16(scales, k);
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_K *y = COL(struct block_q8_K, vy, by, c) + i;
+            const float d = y->d * xd;
+            /* levels are stored +32: subtract 32 * sum(scale * bsum) */
+            const __m256i off = _mm256_madd_epi16(sc16, loadu_256(y->bsums));
+            __m512i sumi = _mm512_zextsi256_si512(
+                _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)));
+            for (int k = 0; k < 4; k++)
+                sumi = madd_acc(sumi, _mm512_maddubs_epi16(q[k], loadu_512(y->qs + 64 * k)),
+                                sc[k], vnni);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        s[c] = hsum_256(acc[c]);
+}
+
+ALWAYS_INLINE void multi_q3_K(int n, float *s, const void *vx, const void *vy, size_t by,
+                              const int nc, const int vnni)
+{
+    const struct block_q3_K *x = vx;
+    const __m512i m3 = _mm512_set1_epi8(3), m4 = _mm512_set1_epi8(4);
+    __m256 acc[QUANT_MULTI_MAX];
+    for (int c = 0; c < nc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float xd = _cvtsh_ss(x[i].d);
+        const __m256i sc16 = q3_K_scales(x[i].scales);
+        const __m512i scales = dup_words(sc16);
+        const __m512i hm = bcast_256(x[i].hmask);
+        /* q[2 * half + jj]: chunks 2jj and 2jj + 1 of that half */
+        __m512i q[4], sc[4];
+        for (int half = 0; half < 2; half++) {
+            const __m512i bits = bcast_256(x[i].qs + 32 * half);
+            for (int jj = 0; jj < 2; jj++) {
+                const int b = 4 * half + 2 * jj;
+                const __m512i q2 =
+                    _mm512_and_si512(_mm512_srlv_epi64(bits, halves(4 * jj, 4 * jj + 2)), m3);
+                q[2 * half + jj] =
+                    or_and(q2, _mm512_rolv_epi64(hm, halves((66 - b) & 63, (65 - b) & 63)), m4);
+            }
+        }
+        for (int k = 0; k < 4; k++)
+            sc[k] = scale_16(scales, k);
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_K *y = COL(struct block_q8_K, vy, by, c) + i;
+            const float d = y->d * xd;
+            /* levels are stored +4: subtract 4 * sum(scale * bsum) */
+            const __m256i off = _mm256_madd_epi16(sc16, loadu_256(y->bsums));
+            __m512i sumi = _mm512_zextsi256_si512(
+                _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 2)));
+            for (int k = 0; k < 4; k++)
+                sumi = madd_acc(sumi, _mm512_maddubs_epi16(q[k], loadu_512(y->qs + 64 * k)),
+                                sc[k], vnni);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold(sumi)), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        s[c] = hsum_256(acc[c]);
+}
+
+ALWAYS_INLINE void multi_q2_K(int n, float *s, const void *vx, const void *vy, size_t by,
+                              const int nc, const int vnni)
+{
+    const struct block_q2_K *x = vx;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    __m256 acc[QUANT_MULTI_MAX], acc_m[QUANT_MULTI_MAX];
+    for (int c = 0; c < nc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        acc_m[c] = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < n / QK_K; i++) {
+        const __m128 xdd = d_dmin_x(&x[i].d);
+        const __m128i sc8 = loadu_128(x[i].scales);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), m4));
+        const __m512i scales = dup_words(_mm256_cvtepu8_epi16(_mm_and_si128(sc8, m4)));
+        __m512i q[4], sc[4];
+        for (int half = 0; half < 2; half++) {
+            const __m512i bits = bcast_256(x[i].qs + 32 * half);
+            for (int jj = 0; jj < 2; jj++)
+                q[2 * half + jj] =
+                    _mm512_and_si512(_mm512_srlv_epi64(bits, halves(4 * jj, 4 * jj + 2)), m3);
+        }
+        for (int k = 0; k < 4; k++)
+            sc[k] = scale_16(scales, k);
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_K *y = COL(struct block_q8_K, vy, by, c) + i;
+            const __m128 dd = _mm_mul_ps(xdd, _mm_set1_ps(y->d));
+            const __m256i prod = _mm256_madd_epi16(mins, loadu_256(y->bsums));
+            acc_m[c] = _mm256_fnmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+                                        _mm256_cvtepi32_ps(prod), acc_m[c]);
+            __m512i sumi = _mm512_setzero_si512();
+            for (int k = 0; k < 4; k++)
+                sumi = madd_acc(sumi, _mm512_maddubs_epi16(q[k], loadu_512(y->qs + 64 * k)),
+                                sc[k], vnni);
+            acc[c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm256_cvtepi32_ps(fold(sumi)),
+                                     acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        s[c] = hsum_256(acc[c]) + hsum_256(acc_m[c]);
+}
+
+/* ---- legacy blocks (Q8_0, Q4_0 against Q8_0), as quant_legacy_avx512.c ----
+ * Two blocks per 512-bit vector, groups of 8 blocks into four accumulators per column. Four
+ * accumulators times 8 columns would not fit the register file, so the columns go through in
+ * passes of at most LEGACY_COLS; a pass re-reads the weights (cheap: they are in L1). */
+#define LEGACY_COLS 4
+
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
+{
+    const __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    return hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)));
+}
+
+static inline int second_window(int size) { return 8 * size - 128 < 128 ? 8 * size - 128 : 128; }
+
+/* The half at byte `off` of each of 8 blocks of `size` bytes at p, as 8 floats. */
+ALWAYS_INLINE __m256 halves8(const void *p, const int size, const int off)
+{
+    const uint8_t *b = p;
+    const __m512i k = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i w = _mm512_add_epi16(_mm512_mullo_epi16(k, _mm512_set1_epi16((short)(size / 2))),
+                                       _mm512_set1_epi16((short)(off / 2)));
+    __m512i h = _mm512_permutex2var_epi16(_mm512_loadu_si512(b), w, _mm512_loadu_si512(b + 64));
+    if (7 * size + off >= 128) {
+        const int w2 = second_window(size);
+        const __m512i h2 = _mm512_permutex2var_epi16(
+            _mm512_loadu_si512(b + w2), _mm512_sub_epi16(w, _mm512_set1_epi16((short)(w2 / 2))),
+            _mm512_loadu_si512(b + w2 + 64));
+        h = _mm512_mask_mov_epi16(h, _mm512_cmpge_epi16_mask(w, _mm512_set1_epi16(64)), h2);
+    }
+    return _mm256_cvtph_ps(_mm512_castsi512_si128(h));
+}
+
+#define HALVES8(p, f)                                                                     \
+    halves8((p), (int)sizeof((p)[0]), (int)((const char *)&(p)[0].f - (const char *)(p)))
+
+static inline __m512i load_pair(const int8_t *a, const int8_t *b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+static inline __m512i nibbles_pair(const uint8_t *qa, const uint8_t *qb)
+{
+    const __m256i a = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qa));
+    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qb));
+    const __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    const __m512i sh = _mm512_srlv_epi64(t, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0f));
+}
+
+ALWAYS_INLINE __m512i dot_u8s8(__m512i u, __m512i s, const int vnni)
+{
+    if (vnni)
+        return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+}
+
+ALWAYS_INLINE __m512i dot_u8s8_off(__m512i u, __m512i s, __m512i off, const int vnni)
+{
+    if (vnni)
+        return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s),
+                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, s));
+    const __m512i p = _mm512_sub_epi16(_mm512_maddubs_epi16(u, s), _mm512_maddubs_epi16(off, s));
+    return _mm512_madd_epi16(p, _mm512_set1_epi16(1));
+}
+
+/* The weight half of a pair: Q8_0 keeps |x| and the sign mask (y is negated where x < 0, as
+ * the single kernel does, -128 quirk included); Q4_0 keeps the nibbles. */
+struct wpair {
+    __m512i u;
+    __mmask64 neg;
+};
+
+ALWAYS_INLINE struct wpair unpack_q8_0(const struct block_q8_0 *x, int a, int b)
+{
+    const __m512i v = load_pair(x[a].qs, x[b].qs);
+    return (struct wpair){_mm512_abs_epi8(v), _mm512_movepi8_mask(v)};
+}
+
+ALWAYS_INLINE struct wpair unpack_q4_0(const struct block_q4_0 *x, int a, int b)
+{
+    return (struct wpair){nibbles_pair(x[a].qs, x[b].qs), 0};
+}
+
+ALWAYS_INLINE __m512i pair_dot(const int is_q8, struct wpair w, __m512i yq, const int vnni)
+{
+    if (is_q8)
+        return dot_u8s8(w.u, _mm512_mask_sub_epi8(yq, w.neg, _mm512_setzero_si512(), yq), vnni);
+    return dot_u8s8_off(w.u, yq, _mm512_set1_epi8(8), vnni);
+}
+
+/* Q8_0 (is_q8) or Q4_0 weights x, nc <= LEGACY_COLS columns. */
+ALWAYS_INLINE void multi_legacy(int n, float *s, const void *vx, const void *vy, size_t by,
+                                const int nc, const int is_q8, const int vnni)
+{
+    const struct block_q8_0 *x8 = vx;
+    const struct block_q4_0 *x4 = vx;
+    const int nb = n / QK8_0;
+    __m512 a[LEGACY_COLS][4];
+    for (int c = 0; c < nc; c++)
+        for (int k = 0; k < 4; k++)
+            a[c][k] = _mm512_setzero_ps();
+    const __m512i idx0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    int i = 0;
+    for (; i + 8 <= nb; i += 8) {
+        const __m256 xd = is_q8 ? HALVES8(x8 + i, d) : HALVES8(x4 + i, d);
+        struct wpair w[4];
+        for (int p = 0; p < 4; p++)
+            w[p] = is_q8 ? unpack_q8_0(x8, i + 2 * p, i + 2 * p + 1)
+                         : unpack_q4_0(x4, i + 2 * p, i + 2 * p + 1);
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_0 *y = COL(struct block_q8_0, vy, by, c) + i;
+            const __m512 ds = _mm512_castps256_ps512(_mm256_mul_ps(xd, HALVES8(y, d)));
+            for (int p = 0; p < 4; p++) {
+                const __m512i idx = _mm512_add_epi32(idx0, _mm512_set1_epi32(2 * p));
+                const __m512i dot = pair_dot(is_q8, w[p], load_pair(y[2 * p].qs, y[2 * p + 1].qs),
+                                             vnni);
+                a[c][p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(idx, ds),
+                                          a[c][p]);
+            }
+        }
+    }
+    /* leftover pairs; an odd last block is paired with itself and a zero scale for the copy */
+    for (; i < nb; i += 2) {
+        const int j = i + 1 < nb ? i + 1 : i;
+        const uint16_t xda = is_q8 ? x8[i].d : x4[i].d, xdb = is_q8 ? x8[j].d : x4[j].d;
+        const struct wpair w = is_q8 ? unpack_q8_0(x8, i, j) : unpack_q4_0(x4, i, j);
+        for (int c = 0; c < nc; c++) {
+            const struct block_q8_0 *y = COL(struct block_q8_0, vy, by, c);
+            const float sa = h2f(xda) * h2f(y[i].d);
+            const float sb = j != i ? h2f(xdb) * h2f(y[j].d) : 0.0f;
+            const __m512 sc = _mm512_insertf32x8(_mm512_set1_ps(sa), _mm256_set1_ps(sb), 1);
+            const __m512i dot = pair_dot(is_q8, w, load_pair(y[i].qs, y[j].qs), vnni);
+            a[c][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, a[c][0]);
+        }
+    }
+    for (int c = 0; c < nc; c++)
+        s[c] = hsum4(a[c][0], a[c][1], a[c][2], a[c][3]);
+}
+
+/* ---- entry points ----
+ * One instantiation per column count (1..8, or 1..LEGACY_COLS with passes) and VNNI mode; the
+ * VNNI ones are only called after cpuid. */
+
+#define K_ENTRY(t)                                                                          \
+    ALWAYS_INLINE void multi_##t##_cols(int n, float *s, const void *x, const void *y,      \
+                                        size_t by, int nc, const int vnni)                  \
+    {                                                                                       \
+        switch (nc) {                                                                       \
+        case 1: multi_##t(n, s, x, y, by, 1, vnni); break;                                  \
+        case 2: multi_##t(n, s, x, y, by, 2, vnni); break;                                  \
+        case 3: multi_##t(n, s, x, y, by, 3, vnni); break;                                  \
+        case 4: multi_##t(n, s, x, y, by, 4, vnni); break;                                  \
+        case 5: multi_##t(n, s, x, y, by, 5, vnni); break;                                  \
+        case 6: multi_##t(n, s, x, y, by, 6, vnni); break;                                  \
+        case 7: multi_##t(n, s, x, y, by, 7, vnni); break;                                  \
+        default: multi_##t(n, s, x, y, by, 8, vnni); break;                                 \
+        }                                                                                   \
+    }                                                                                       \
+    __attribute__((noinline)) static void multi_##t##_plain(int n, float *s, const void *x, \
+                                                             const void *y, size_t by,      \
+                                                             int nc)                        \
+    {                                                                                       \
+        multi_##t##_cols(n, s, x, y, by, nc, 0);                                            \
+    }                                                                                       \
+    __attribute__((noinline)) static void multi_##t##_vnni(int n, float *s, const void *x,  \
+                                                            const void *y, size_t by,       \
+                                                            int nc)                         \
+    {                                                                                       \
+        multi_##t##_cols(n, s, x, y, by, nc, 1);                                            \
+    }                                                                                       \
+    void quant__vec_dot_multi_##t##_avx512(int n, float *s, const void *x, const void *y,  \
+                                           size_t by, int nc)                               \
+    {                                                                                       \
+        if (use_vnni())                                                                     \
+            multi_##t##_vnni(n, s, x, y, by, nc);                                           \
+        else                                                                                \
+            multi_##t##_plain(n, s, x, y, by, nc);                                          \
+    }
+
+K_ENTRY(q2_K)
+K_ENTRY(q3_K)
+K_ENTRY(q4_K)
+K_ENTRY(q5_K)
+K_ENTRY(q6_K)
+
+_Static_assert(LEGACY_COLS == 4, "the switch below instantiates 1..4 columns");
+
+#define LEGACY_ENTRY(t, is_q8)                                                               \
+    ALWAYS_INLINE void multi_##t##_cols(int n, float *s, const void *x, const void *y,      \
+                                        size_t by, int nc, const int vnni)                  \
+    {                                                                                       \
+        for (int c0 = 0; c0 < nc; c0 += LEGACY_COLS) {                                      \
+            const void *yc = (const char *)y + (size_t)c0 * by;                             \
+            switch (nc - c0) {                                                              \
+            case 1: multi_legacy(n, s + c0, x, yc, by, 1, is_q8, vnni); break;              \
+            case 2: multi_legacy(n, s + c0, x, yc, by, 2, is_q8, vnni); break;              \
+            case 3: multi_legacy(n, s + c0, x, yc, by, 3, is_q8, vnni); break;              \
+            default: multi_legacy(n, s + c0, x, yc, by, 4, is_q8, vnni); break;             \
+            }                                                                               \
+        }                                                                                   \
+    }                                                                                       \
+    __attribute__((noinline)) static void multi_##t##_plain(int n, float *s, const void *x, \
+                                                             const void *y, size_t by,      \
+                                                             int nc)                        \
+    {                                                                                       \
+        multi_##t##_cols(n, s, x, y, by, nc, 0);                                            \
+    }                                                                                       \
+    __attribute__((noinline)) static void multi_##t##_vnni(int n, float *s, const void *x,  \
+                                                            const void *y, size_t by,       \
+                                                            int nc)                         \
+    {                                                                                       \
+        multi_##t##_cols(n, s, x, y, by, nc, 1);                                            \
+    }                                                                                       \
+    void quant__vec_dot_multi_##t##_avx512(int n, float *s, const void *x, const void *y,  \
+                                           size_t by, int nc)                               \
+    {                                                                                       \
+        if (use_vnni())                                                                     \
+            multi_##t##_vnni(n, s, x, y, by, nc);                                           \
+        else                                                                                \
+            multi_##t##_plain(n, s, x, y, by, nc);                                          \
+    }
+
+LEGACY_ENTRY(q8_0, 1)
+LEGACY_ENTRY(q4_0, 0)
