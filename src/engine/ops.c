@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/fp16.h"
+#include "engine/attn_kernels.h"
 
 void op_rmsnorm(float *out, const float *x, const struct weight *w, int T, int n, float eps)
 {
@@ -112,6 +113,7 @@ struct attn_job {
     float scale, softcap;
     int window;
     quant_vec_dot_fn dot_f16;
+    attn_qk_fn qk;
 };
 
 static void attn_heads(void *arg, int ith, int nth)
@@ -137,10 +139,9 @@ static void attn_heads(void *arg, int ith, int nth)
             qh[d] = fp16_from_fp32(q[d]);
         const uint16_t *kb = c->k_cache + layer_off + (size_t)kvh * hd;
         float mx = -INFINITY;
+        j->qk(hd, qpos - lo + 1, kb + (size_t)lo * kv_dim, kv_dim, qh, att + lo);
         for (int p = lo; p <= qpos; p++) {
-            float sc;
-            j->dot_f16(hd, &sc, kb + (size_t)p * kv_dim, qh);
-            sc *= j->scale;
+            float sc = att[p] * j->scale;
             if (j->softcap > 0)
                 sc = j->softcap * tanhf(sc / j->softcap);
             att[p] = sc;
@@ -180,7 +181,8 @@ void op_attention(struct tandem_ctx *c, int il, int T, float scale, float softca
     }
     struct attn_job job = {.c = c, .il = il, .T = T, .scale = scale, .softcap = softcap,
                            .window = window,
-                           .dot_f16 = quant_vec_dot_at(QTYPE_F16, quant_level_best())};
+                           .dot_f16 = quant_vec_dot_at(QTYPE_F16, quant_level_best()),
+                           .qk = attn_qk_at(quant_level_best())};
     pool_run(c->pool, attn_heads, &job);
 }
 
