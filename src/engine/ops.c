@@ -114,6 +114,7 @@ struct attn_job {
     int window;
     quant_vec_dot_fn dot_f16;
     attn_qk_fn qk;
+    quant_from_float_fn to_f16;
 };
 
 static void attn_heads(void *arg, int ith, int nth)
@@ -135,8 +136,7 @@ static void attn_heads(void *arg, int ith, int nth)
         const int lo = j->window > 0 && qpos - j->window + 1 > 0 ? qpos - j->window + 1 : 0;
         const float *q = c->s.q + ((int64_t)t * n_head + h) * hd;
         /* The query is rounded to f16 to meet the f16 cache in an f16 dot product. */
-        for (int d = 0; d < hd; d++)
-            qh[d] = fp16_from_fp32(q[d]);
+        j->to_f16(q, qh, hd);
         const uint16_t *kb = c->k_cache + layer_off + (size_t)kvh * hd;
         float mx = -INFINITY;
         j->qk(hd, qpos - lo + 1, kb + (size_t)lo * kv_dim, kv_dim, qh, att + lo);
@@ -157,7 +157,8 @@ static void attn_heads(void *arg, int ith, int nth)
          * output dimension. */
         const float inv = (float)(1.0 / sum);
         for (int p = lo; p <= qpos; p++)
-            ph[p] = fp16_from_fp32(att[p] * inv);
+            att[p] *= inv;
+        j->to_f16(att + lo, ph + lo, qpos - lo + 1);
         float *out = c->s.xb2 + ((int64_t)t * n_head + h) * hd;
         const uint16_t *vt = c->v_cache + layer_off + (size_t)kvh * hd * c->n_ctx;
         for (int d = 0; d < hd; d++)
@@ -182,7 +183,8 @@ void op_attention(struct tandem_ctx *c, int il, int T, float scale, float softca
     struct attn_job job = {.c = c, .il = il, .T = T, .scale = scale, .softcap = softcap,
                            .window = window,
                            .dot_f16 = quant_vec_dot_at(QTYPE_F16, quant_level_best()),
-                           .qk = attn_qk_at(quant_level_best())};
+                           .qk = attn_qk_at(quant_level_best()),
+                           .to_f16 = quant_from_float_at(QTYPE_F16, quant_level_best())};
     pool_run(c->pool, attn_heads, &job);
 }
 
