@@ -2,7 +2,7 @@
 CC      ?= cc
 BUILD   ?= build
 ARCH    := $(shell uname -m)
-PKGS    := libjansson
+PKGS    := jansson libpcre2-8
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CSTD    := -std=c11 -D_GNU_SOURCE
 INC     := -Iinclude -Isrc -Itests
@@ -19,7 +19,7 @@ CSTD         += -DTANDEM_NO_X86
 endif
 CFLAGS  ?=
 CFLAGS  += $(CSTD) $(WARN) $(INC) $(OPT) $(MARCH) -pthread -MMD -MP
-LDLIBS  := -lm -pthread $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson)
+LDLIBS  := -lm -pthread $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8)
 
 ALL_SRC  := $(wildcard src/*/*.c src/*/*/*.c)
 ifneq ($(ARCH),x86_64)
@@ -75,7 +75,7 @@ FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 fuzz:
 	@mkdir -p build-fuzz
 	clang $(CSTD) $(INC) -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
-		-o build-fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c $(FUZZ_LIB_SRC) -lm
+		-o build-fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c $(FUZZ_LIB_SRC) $(LDLIBS)
 	@mkdir -p build-fuzz/corpus-gguf
 	bash tests/fuzz/seed.sh build-fuzz/corpus-gguf
 	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
@@ -83,7 +83,7 @@ fuzz:
 		-timeout=10 build-fuzz/corpus-gguf
 
 # Debian packages the build and tests need (run as root; installs only what is missing).
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libjansson-dev python3 python3-numpy
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libjansson-dev libpcre2-dev python3 python3-numpy
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
