@@ -45,6 +45,26 @@ uint64_t tandem_model_size(const struct tandem_model *m);
 /* A short description, e.g. "llama 1.1B Q4_K_M". Static per model; valid until free. */
 const char *tandem_model_desc(const struct tandem_model *m);
 
+/* ---- text: the model's own tokenizer (from its tokenizer.ggml.* metadata) ---- */
+
+/* Tokenize len bytes of text. add_special adds BOS/EOS as the model's metadata says;
+ * parse_special turns control-token text ("<|im_end|>") into those tokens. Writes at most
+ * max_ids ids and returns how many the text has (retry with more room when that is larger),
+ * or a negative tandem_error (TANDEM_E_UNSUPPORTED: the model has no usable tokenizer, see
+ * tandem_model_tokenizer_error). Thread-safe. */
+int tandem_tokenize(const struct tandem_model *m, const char *text, size_t len, int32_t *ids,
+                    size_t max_ids, bool add_special, bool parse_special);
+/* The text of one token (control tokens render only with special). Returns the length
+ * (copied when <= cap) or a negative error. */
+int tandem_token_to_piece(const struct tandem_model *m, int32_t id, char *buf, size_t cap,
+                          bool special);
+/* Special tokens (-1 when absent); end-of-generation test (EOS, end-of-turn...). */
+int32_t tandem_token_bos(const struct tandem_model *m);
+int32_t tandem_token_eos(const struct tandem_model *m);
+bool tandem_token_is_eog(const struct tandem_model *m, int32_t id);
+/* Why the model has no tokenizer ("" when it has one). */
+const char *tandem_model_tokenizer_error(const struct tandem_model *m);
+
 struct tandem_ctx_params {
     int n_ctx;      /* KV cache positions; 0 = the model's training context */
     int n_batch;    /* most tokens per tandem_decode call; 0 = 256 */

@@ -15,6 +15,8 @@ static const struct command commands[] = {
     {"logits", cmd_logits, "evaluate token ids and write logits (golden-file format)"},
     {"bench", cmd_bench, "measure prompt-processing and generation speed"},
     {"quantize", cmd_quantize, "convert a GGUF model to another tensor type"},
+    {"run", cmd_run, "generate text from a prompt"},
+    {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
 };
 
 static void usage(FILE *f)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "tokenizer/tokenizer.h"
 
 const char *tandem_strerror(int err)
 {
@@ -294,6 +295,18 @@ int tandem_model_load(struct tandem_model **out, const char *path, char *err, si
     }
     if ((rc = m->arch->load(m, err, errlen)))
         goto fail;
+    /* A model whose tokenizer cannot be built still evaluates token ids (tandem logits); the
+     * text functions report why. */
+    if (tokenizer_from_gguf(&m->tok, m->gguf, m->tok_err, sizeof(m->tok_err)))
+        m->tok = NULL;
+    else
+        m->tok_err[0] = 0;
+    if (m->tok && tokenizer_n_vocab(m->tok) != m->hp.n_vocab) {
+        snprintf(m->tok_err, sizeof(m->tok_err), "%s: the vocabulary has %d tokens, the model %d",
+                 gguf_path(m->gguf), tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+        tokenizer_free(m->tok);
+        m->tok = NULL;
+    }
     for (uint64_t i = 0; i < gguf_tensor_count(m->gguf); i++) {
         const struct gguf_tensor *t = gguf_tensor_at(m->gguf, i);
         m->n_params += (uint64_t)gguf_tensor_nelements(t);
@@ -320,6 +333,7 @@ void tandem_model_free(struct tandem_model *m)
     if (!m)
         return;
     free(m->layers);
+    tokenizer_free(m->tok);
     gguf_close(m->gguf);
     free(m);
 }
@@ -332,3 +346,35 @@ const char *tandem_model_arch(const struct tandem_model *m) { return m->arch->na
 uint64_t tandem_model_n_params(const struct tandem_model *m) { return m->n_params; }
 uint64_t tandem_model_size(const struct tandem_model *m) { return m->n_bytes; }
 const char *tandem_model_desc(const struct tandem_model *m) { return m->desc; }
+
+int tandem_tokenize(const struct tandem_model *m, const char *text, size_t len, int32_t *ids,
+                    size_t max_ids, bool add_special, bool parse_special)
+{
+    if (!m->tok)
+        return TANDEM_E_UNSUPPORTED;
+    int n = tokenizer_encode(m->tok, text, len, ids, max_ids,
+                             (add_special ? TOKENIZER_ADD_SPECIAL : 0) |
+                                 (parse_special ? TOKENIZER_PARSE_SPECIAL : 0));
+    if (n >= 0)
+        return n;
+    return n == TOKENIZER_E_NOMEM ? TANDEM_E_NOMEM : TANDEM_E_ARG;
+}
+
+int tandem_token_to_piece(const struct tandem_model *m, int32_t id, char *buf, size_t cap,
+                          bool special)
+{
+    if (!m->tok)
+        return TANDEM_E_UNSUPPORTED;
+    int n = tokenizer_piece(m->tok, id, buf, cap, special ? TOKENIZER_DECODE_SPECIAL : 0);
+    return n >= 0 ? n : TANDEM_E_ARG;
+}
+
+int32_t tandem_token_bos(const struct tandem_model *m) { return m->tok ? tokenizer_bos(m->tok) : -1; }
+int32_t tandem_token_eos(const struct tandem_model *m) { return m->tok ? tokenizer_eos(m->tok) : -1; }
+
+bool tandem_token_is_eog(const struct tandem_model *m, int32_t id)
+{
+    return m->tok && tokenizer_is_eog(m->tok, id);
+}
+
+const char *tandem_model_tokenizer_error(const struct tandem_model *m) { return m->tok_err; }

@@ -73,6 +73,8 @@ struct tandem_model {
     struct weight output_norm, output_norm_b;
     struct weight output;       /* [n_embd, n_vocab]; = tok_embd when tied */
     struct layer *layers;       /* n_layer */
+    struct tokenizer *tok;      /* NULL when the metadata has none usable; see tok_err */
+    char tok_err[256];
     uint64_t n_params;
     uint64_t n_bytes;
     char desc[128];
