@@ -90,6 +90,7 @@ int cmd_run(int argc, char **argv)
     struct tandem_ctx *c = NULL;
     struct sampler_chain *smp = NULL;
     int32_t *ids = NULL;
+    struct gen_stats st = {0};
     if (tandem_model_load(&m, model_path, err, sizeof(err))) {
         fprintf(stderr, "tandem run: %s\n", err);
         goto out;
@@ -127,7 +128,6 @@ int cmd_run(int argc, char **argv)
         fflush(stdout);
     }
     signal(SIGINT, on_sigint);
-    struct gen_stats st;
     int grc = gen_run(c, m, smp, stops, n_stop, ids, n, n_predict, stdout, &interrupted, &st);
     signal(SIGINT, SIG_DFL);
     putchar('\n');
@@ -140,6 +140,7 @@ int cmd_run(int argc, char **argv)
             st.t_gen > 0 ? st.n_gen / st.t_gen : 0.0, st.interrupted ? " (interrupted)" : "");
     rc = 0;
 out:
+    free(st.text);
     free(ids);
     sampler_free(smp);
     tandem_ctx_free(c);

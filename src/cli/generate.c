@@ -23,7 +23,7 @@ int gen_run(struct tandem_ctx *c, const struct tandem_model *m, struct sampler_c
             const char *const *stop_strings, int n_stop, const int32_t *prompt, int n_prompt,
             int max_tokens, FILE *out, volatile sig_atomic_t *interrupt, struct gen_stats *stats)
 {
-    struct gen_stats st = {0};
+    struct gen_stats st = {.ids = stats->ids, .ids_cap = stats->ids_cap};
     struct tokenizer_stream *stream = NULL;
     struct sampler_stop *stop = NULL;
     char *text = NULL, *piece = NULL;
@@ -63,6 +63,8 @@ int gen_run(struct tandem_ctx *c, const struct tandem_model *m, struct sampler_c
             st.reason = SAMPLER_STOP_TOKEN;
             break;
         }
+        if (st.ids && st.n_gen < st.ids_cap)
+            st.ids[st.n_gen] = tok;
         st.n_gen++;
         int n = tokenizer_stream_feed(stream, tok, piece, piece_cap);
         if (n < 0) {
@@ -109,17 +111,22 @@ int gen_run(struct tandem_ctx *c, const struct tandem_model *m, struct sampler_c
     }
     st.interrupted = interrupt && *interrupt;
     /* What was held back for a possible stop string is final now (unless one matched). */
-    if (st.reason != SAMPLER_STOP_STRING && text_len > emitted)
+    if (st.reason != SAMPLER_STOP_STRING && text_len > emitted) {
         fwrite(text + emitted, 1, text_len - emitted, out);
+        emitted = text_len;
+    }
     int n = tokenizer_stream_flush(stream, piece, piece_cap);
     if (n > 0 && st.reason != SAMPLER_STOP_STRING)
         fwrite(piece, 1, (size_t)n, out);
     fflush(out);
+    if ((st.text = malloc(emitted + 1))) {
+        memcpy(st.text, text ? text : "", emitted);
+        st.text[emitted] = 0;
+    }
     st.t_gen = now() - t0;
     rc = 0;
 out:
-    if (stats)
-        *stats = st;
+    *stats = st;
     free(text);
     free(piece);
     tokenizer_stream_free(stream);

@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"bench", cmd_bench, "measure prompt-processing and generation speed"},
     {"quantize", cmd_quantize, "convert a GGUF model to another tensor type"},
     {"run", cmd_run, "generate text from a prompt"},
+    {"chat", cmd_chat, "chat with a model in the terminal"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
 };
 
