@@ -6,7 +6,7 @@
 /* Output rows per scheduling chunk, and tokens per inner block: a chunk's weight rows stay in
  * L1/L2 while a block of activation rows streams past them. */
 #define ROWS_PER_CHUNK 16
-#define TOKENS_PER_BLOCK 16
+#define TOKENS_PER_BLOCK 8
 #define CHUNKS_PER_THREAD 4
 
 struct quantize_job {

@@ -52,5 +52,6 @@ QUANT__DECL_MULTI(q4_K) QUANT__DECL_MULTI(q5_K) QUANT__DECL_MULTI(q6_K)
  * CPU has them). Not thread-safe; for tests and benchmarks. */
 void quant__k_avx512_set_vnni(int on);
 void quant__legacy_avx512_extensions(int vnni, int bf16);
+void quant__multi_avx512_set_vnni(int on);
 
 #endif

@@ -150,7 +150,9 @@ void golden_check_files(const char *name, const char *model_rel, const char *gol
             REQUIRE(tandem_decode(c, &g.gen[i], 1, false) == 0);
     }
     printf("    %-16s greedy continuation: %d/%d tokens as the golden\n", name, n_same, g.n_gen);
-    if (cls != GOLDEN_QUANT)
+    /* F32/F16 weights leave no room for a flip; BF16 and quantized ones may part at a near
+     * tie (checked above), after which the contexts differ. */
+    if (cls == GOLDEN_FLOAT)
         CHECK_EQ_INT(n_same, g.n_gen);
     tandem_ctx_free(c);
     tandem_model_free(m);
