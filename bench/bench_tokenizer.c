@@ -7,8 +7,8 @@
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Isrc -o build/bench_tokenizer bench/bench_tokenizer.c \
  *       build/src/tokenizer/*.o build/src/engine/gguf.o build/src/engine/quant*.o \
  *       build/src/base/cpu.o -lpcre2-8 -lm -pthread
- *   build/bench_tokenizer VOCAB.gguf TEXT [-d DOC_BYTES] [-r REPEATS] [-o IDS.txt] [-c]
- *   (-c: also time a cold run, with the word cache flushed by a fresh tokenizer)
+ *   build/bench_tokenizer VOCAB.gguf TEXT [-d DOC_BYTES] [-r REPEATS] [-o IDS.txt]
+ * The first pass runs on a fresh tokenizer (empty word cache); the best pass is the steady state.
  */
 #include <stdio.h>
 #include <stdlib.h>

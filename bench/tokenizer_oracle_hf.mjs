@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 
 const require = createRequire(process.env.NODE_PATH + '/');
 const { Tokenizer } = await import(pathToFileURL(
-    require.resolve('@huggingface/tokenizers/package.json').replace(/package.json$/, 'dist/tokenizers.mjs')));
+    require.resolve('@huggingface/tokenizers').replace(/tokenizers\.c?js$/, 'tokenizers.mjs')).href);
 
 function ggufKv(path) {
     const d = readFileSync(path);
@@ -61,10 +61,10 @@ const SETS = {
 const kv = ggufKv(process.argv[2]);
 const pre = kv['tokenizer.ggml.pre'] || 'gpt-2';
 const toks = kv['tokenizer.ggml.tokens'], types = kv['tokenizer.ggml.token_type'];
-const vocab = {};
+const vocab = Object.create(null);
 const added = [];
 toks.forEach((t, i) => {
-    if (!(t in vocab)) vocab[t] = i;
+    if (!Object.prototype.hasOwnProperty.call(vocab, t)) vocab[t] = i;
     if (types[i] === 3 || types[i] === 4)
         added.push({ id: i, content: t, single_word: false, lstrip: false, rstrip: false,
                      normalized: false, special: types[i] === 3 });

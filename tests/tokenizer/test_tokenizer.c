@@ -6,6 +6,7 @@
 
 #include "engine/gguf.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 struct fx {
     struct gguf *g;
@@ -653,4 +654,50 @@ TEST(tokenizer_mini_vocab)
     tokenizer_free(tok);
     gguf_close(g);
     CHECK_EQ_INT(tokenizer_from_gguf(&tok, NULL, err, sizeof(err)), TOKENIZER_E_ARG);
+}
+
+/* Random bytes (biased to spaces, newlines, UTF-8 lead/continuation bytes and '<') through every
+ * kind: no crash, and valid UTF-8 round trips through byte-level BPE and SentencePiece (a literal
+ * U+2581 reads back as a space in SentencePiece, by design; invalid bytes can collide with
+ * added tokens spelled like their byte-level characters, e.g. deepseek's "\xc3\xbf"). */
+TEST(tokenizer_random_bytes)
+{
+    const char *names[] = {"fixtures/vocab/ggml-vocab-llama-spm.gguf",
+                           "fixtures/vocab/ggml-vocab-gpt-2.gguf",
+                           "fixtures/vocab/ggml-vocab-deepseek-llm.gguf",
+                           "fixtures/vocab/ggml-vocab-bert-bge.gguf",
+                           "fixtures/vocab/ggml-vocab-phi-3.gguf"};
+    static const unsigned char alphabet[] = " \n\t<|>/sa\xe2\x96\x81\xc3\xa9\xf0\x9f\x98\x80\xff\x80\xbf" "0";
+    uint32_t seed = 12345;
+    for (int v = 0; v < 5; v++) {
+        struct fx f;
+        REQUIRE(load(&f, names[v]));
+        bool lossless = tokenizer_get_kind(f.tok) != TOKENIZER_KIND_WPM;
+        for (int iter = 0; iter < 300; iter++) {
+            char text[200], back[2048];
+            int32_t ids[512];
+            size_t len = 0, want = (size_t)(iter % 150) + 1;
+            while (len < want) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 16;
+                text[len++] = (r & 3) ? (char)alphabet[r % (sizeof(alphabet) - 1)] : (char)(r >> 3);
+            }
+            unsigned flags = (iter & 1) ? TOKENIZER_PARSE_SPECIAL : 0;
+            int n = tokenizer_encode(f.tok, text, len, ids, 512, flags);
+            REQUIRE(n >= 0 && n <= 512);
+            int64_t l = tokenizer_decode(f.tok, ids, (size_t)n, back, sizeof(back),
+                                         TOKENIZER_DECODE_SPECIAL);
+            REQUIRE(l >= 0);
+            bool check = lossless && !(iter & 1) && tok__utf8_valid_prefix(
+                                                        (const unsigned char *)text, len) == len &&
+                         !memmem(text, len, "\xe2\x96\x81", 3);
+            if (check && (l != (int64_t)len || memcmp(back, text, len))) {
+                test__fail(__FILE__, __LINE__, "%s: random text %d does not round trip: "
+                           "\"%.*s\" -> \"%.*s\"", names[v], iter, (int)len, text,
+                           (int)(l < 300 ? l : 300), back);
+                break;
+            }
+        }
+        unload(&f);
+    }
 }
