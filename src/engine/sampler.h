@@ -22,7 +22,8 @@ const char *sampler_strerror(int err);
 struct sampler_candidate {
     int32_t id;    /* token id */
     float logit;   /* current (possibly biased, penalised, scaled) logit */
-    float p;       /* probability, meaningful only after a stage that computes it */
+    float p;       /* softmax weight relative to the best candidate (unnormalised), set by
+                    * top-p and dist; meaningless before */
 };
 
 /* The candidate array, owned by the chain (allocated once for n_vocab entries). Stages shrink

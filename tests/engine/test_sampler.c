@@ -116,7 +116,7 @@ TEST(sampler_sort_and_select_total_order)
 TEST(sampler_exp_accuracy)
 {
     double worst = 0;
-    for (double x = -740.0; x <= 0.0; x += 0.0137) {
+    for (double x = -708.0; x <= 0.0; x += 0.0137) {
         double e = exp(x), d = sampler__exp(x);
         if (e > 1e-300) {
             double rel = fabs(d - e) / e;
@@ -124,9 +124,12 @@ TEST(sampler_exp_accuracy)
                 worst = rel;
         }
     }
-    CHECK(worst < 1e-14);
+    CHECK(worst < 1e-11);
     CHECK_NEAR(sampler__exp(0.0), 1.0, 0.0);
-    CHECK_NEAR(sampler__exp(-1.0), 0.36787944117144233, 1e-16);
+    CHECK_NEAR(sampler__exp(-1.0), 0.36787944117144233, 1e-12);
+    CHECK_NEAR(sampler__exp(-700.0) / exp(-700.0), 1.0, 1e-11);
+    CHECK(sampler__exp(-708.5) == 0.0);
+    CHECK(isinf(sampler__exp(710.0)));
     CHECK(sampler__exp(-1000.0) == 0.0);
     CHECK(sampler__exp(NAN) == 0.0);
 }
@@ -383,10 +386,13 @@ TEST(sampler_top_p)
         cands_init(&x, l, 4);
         apply(st, &x.c);
         CHECK_EQ_INT(x.c.size, cases[i].kept);
-        CHECK(x.c.sorted);
-        CHECK_EQ_INT(x.c.data[0].id, 1);
+        CHECK(!x.c.identity || cases[i].kept == 4);
+        /* the kept set is the best tokens, in no particular order */
+        CHECK(has(&x.c, 1));
         if (cases[i].kept >= 2)
-            CHECK_EQ_INT(x.c.data[1].id, 3);
+            CHECK(has(&x.c, 3));
+        if (cases[i].kept >= 3)
+            CHECK(has(&x.c, 0));
         sampler_stage_free(st);
     }
     /* min_keep wins over a small p */
@@ -435,10 +441,16 @@ TEST(sampler_top_p_partial_selection_matches_full_sort)
         struct sampler_candidates c = {a, N, false, true, -1};
         apply(st, &c);
         CHECK_EQ_INT(c.size, cut);
+        sampler__sort(a, c.size); /* the kept set in order, to compare */
         int same = 1;
         for (size_t i = 0; i < c.size && i < cut; i++)
             same &= a[i].id == ref[i].id;
         CHECK(same);
+        /* already sorted input takes the prefix walk and gives the same cut */
+        memcpy(a, ref, N * sizeof(*a));
+        c = (struct sampler_candidates){a, N, true, false, -1};
+        apply(st, &c);
+        CHECK_EQ_INT(c.size, cut);
         sampler_stage_free(st);
     }
     free(a);
