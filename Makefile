@@ -27,7 +27,9 @@ ALL_SRC  := $(filter-out %_avx2.c %_avx512.c,$(ALL_SRC))
 endif
 LIB_SRC  := $(filter-out src/cli/%,$(ALL_SRC))
 CLI_SRC  := $(filter src/cli/%,$(ALL_SRC))
-TEST_SRC := $(wildcard tests/*/*.c) tests/test_main.c
+# The tokenizer fuzz target is not linked into the unit binary (the GGUF one is: a unit test
+# replays it over crafted inputs).
+TEST_SRC := $(filter-out tests/fuzz/fuzz_tokenizer.c,$(wildcard tests/*/*.c)) tests/test_main.c
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
 obj = $(patsubst %.c,$(1)/%.o,$(2))
@@ -73,14 +75,17 @@ asan:
 FUZZ_SECONDS ?= 60
 FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 fuzz:
-	@mkdir -p build-fuzz
-	clang $(CSTD) $(INC) -g -O1 -fsanitize=fuzzer,address,undefined -pthread \
-		-o build-fuzz/fuzz_gguf tests/fuzz/fuzz_gguf.c $(FUZZ_LIB_SRC) $(LDLIBS)
-	@mkdir -p build-fuzz/corpus-gguf
+	@mkdir -p build-fuzz build-fuzz/corpus-gguf build-fuzz/corpus-tokenizer
+	for t in gguf tokenizer; do \
+		clang $(CSTD) $(INC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -pthread \
+			-o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_LIB_SRC) $(LDLIBS) || exit 1; \
+	done
 	bash tests/fuzz/seed.sh build-fuzz/corpus-gguf
-	build-fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-		-artifact_prefix=build-fuzz/ \
-		-timeout=10 build-fuzz/corpus-gguf
+	cp ../shared/fixtures/vocab/*.inp build-fuzz/corpus-tokenizer/ 2>/dev/null || true
+	for t in gguf tokenizer; do \
+		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+			-artifact_prefix=build-fuzz/ -timeout=10 build-fuzz/corpus-$$t || exit 1; \
+	done
 
 # Debian packages the build and tests need (run as root; installs only what is missing).
 DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libjansson-dev libpcre2-dev libedit-dev python3 python3-numpy

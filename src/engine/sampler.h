@@ -80,8 +80,10 @@ int sampler_stage_penalties_new(struct sampler_stage **out, int32_t n_vocab, int
                                 float repeat, float freq, float presence);
 /* Keeps the k best candidates, sorted (k <= 0: no-op). */
 int sampler_stage_top_k_new(struct sampler_stage **out, int32_t k);
-/* Keeps the smallest sorted prefix whose probability mass reaches p (at least min_keep
- * candidates). p >= 1: no-op. Sorts only the prefix it needs (partial selection). */
+/* Keeps the fewest best candidates whose probability mass reaches p (at least min_keep).
+ * p >= 1: no-op. Sorted input is walked; otherwise one pass buckets the mass by logit and
+ * only the boundary bucket is sorted, and the kept candidates stay in an unspecified (but
+ * deterministic) order. */
 int sampler_stage_top_p_new(struct sampler_stage **out, float p, size_t min_keep);
 /* Keeps candidates whose probability is >= p times the best one's (at least min_keep).
  * p <= 0: no-op. */
@@ -92,7 +94,9 @@ int sampler_stage_temperature_new(struct sampler_stage **out, float t);
 int sampler_stage_greedy_new(struct sampler_stage **out);
 /* Pick: a random draw from the softmax of the candidates, from a xoshiro256** generator
  * seeded with `seed` through splitmix64. Same seed and logits give the same tokens on every
- * platform (the draw uses only integer and IEEE +-* / arithmetic, no libm). */
+ * platform: every decision uses integer and IEEE + - * / arithmetic only, no libm (build
+ * without -ffast-math; sampler_stages.c turns FMA contraction off where the compiler would
+ * otherwise fuse). */
 int sampler_stage_dist_new(struct sampler_stage **out, uint64_t seed);
 /* Frees a stage not given to a chain. Accepts NULL. */
 void sampler_stage_free(struct sampler_stage *st);

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* Reproducible draws need the exact same arithmetic everywhere: no fused multiply-add. GCC in
  * ISO C mode does not contract; clang would without this. */

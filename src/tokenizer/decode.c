@@ -160,7 +160,7 @@ int64_t tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t
             len--;
         }
         strip = false;
-        if (total + len <= cap)
+        if (len && total + len <= cap)
             memcpy(out + total, p, len);
         total += len;
     }

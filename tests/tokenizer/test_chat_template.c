@@ -74,8 +74,6 @@ static struct out apply(const char *tmpl, const struct chat_message *m, size_t n
     o.rc = chat_template_apply(t, &p, &pr, o.err, sizeof(o.err));
     o.text = pr.text;
     o.flags = pr.flags;
-    if (o.rc)
-        fprintf(stderr, "    apply: %s (%s)\n", o.err, chat_strerror(o.rc));
     chat_template_free(t);
     return o;
 }
