@@ -27,9 +27,9 @@ ALL_SRC  := $(filter-out %_avx2.c %_avx512.c,$(ALL_SRC))
 endif
 LIB_SRC  := $(filter-out src/cli/%,$(ALL_SRC))
 CLI_SRC  := $(filter src/cli/%,$(ALL_SRC))
-# The tokenizer fuzz target is not linked into the unit binary (the GGUF one is: a unit test
-# replays it over crafted inputs).
-TEST_SRC := $(filter-out tests/fuzz/fuzz_tokenizer.c,$(wildcard tests/*/*.c)) tests/test_main.c
+# Only the GGUF fuzz target is linked into the unit binary (a unit test replays it over crafted
+# inputs); the others define the same libFuzzer entry point.
+TEST_SRC := $(filter-out tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_chat_template.c,$(wildcard tests/*/*.c)) tests/test_main.c
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
 obj = $(patsubst %.c,$(1)/%.o,$(2))
@@ -75,14 +75,15 @@ asan:
 FUZZ_SECONDS ?= 60
 FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
 fuzz:
-	@mkdir -p build-fuzz build-fuzz/corpus-gguf build-fuzz/corpus-tokenizer
-	for t in gguf tokenizer; do \
+	@mkdir -p build-fuzz build-fuzz/corpus-gguf build-fuzz/corpus-tokenizer build-fuzz/corpus-chat_template
+	for t in gguf tokenizer chat_template; do \
 		clang $(CSTD) $(INC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -pthread \
 			-o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_LIB_SRC) $(LDLIBS) || exit 1; \
 	done
 	bash tests/fuzz/seed.sh build-fuzz/corpus-gguf
 	cp ../shared/fixtures/vocab/*.inp build-fuzz/corpus-tokenizer/ 2>/dev/null || true
-	for t in gguf tokenizer; do \
+	cp docs/chat-templates.md build-fuzz/corpus-chat_template/ 2>/dev/null || true
+	for t in gguf tokenizer chat_template; do \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 			-artifact_prefix=build-fuzz/ -timeout=10 build-fuzz/corpus-$$t || exit 1; \
 	done

@@ -37,7 +37,7 @@ static struct args args_from(const struct args *a, size_t k)
     struct args b = {0, NULL, NULL};
     size_t skip = k < a->n ? k : a->n;
     b.n = a->n - skip;
-    b.v = a->v + skip;
+    b.v = a->v ? a->v + skip : NULL;
     b.names = a->names ? a->names + skip : NULL;
     return b;
 }

@@ -17,12 +17,36 @@ struct jinja_chunk {
 
 #define CHUNK_HEAD ((sizeof(struct jinja_chunk) + 15) & ~(size_t)15)
 
+/* Under AddressSanitizer every request gets its own malloc, so that an overrun of one
+ * allocation hits a redzone instead of its neighbour in a chunk. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_PRECISE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_PRECISE 1
+#endif
+#endif
+
 void *chat__arena_alloc(struct jinja_arena *a, size_t n)
 {
     if (n > ((size_t)1 << 40)) {
         a->hit_cap = true;
         return NULL;
     }
+#ifdef ARENA_PRECISE
+    if (a->cap && a->total + n + CHUNK_HEAD > a->cap) {
+        a->hit_cap = true;
+        return NULL;
+    }
+    struct jinja_chunk *own = malloc(CHUNK_HEAD + n);
+    if (!own)
+        return NULL;
+    own->size = own->used = n;
+    own->next = a->head;
+    a->head = own;
+    a->total += CHUNK_HEAD + n;
+    return (char *)own + CHUNK_HEAD;
+#endif
     n = (n + 15) & ~(size_t)15;
     struct jinja_chunk *c = a->head;
     if (c && c->size - c->used >= n) {

@@ -45,10 +45,13 @@ bool chat__jinja_truthy(struct jinja_value v)
 
 /* ---- UTF-8: Python strings index code points ---- */
 
+/* A character starts at byte 0 and at every byte that is not a UTF-8 continuation byte, so
+ * that invalid text (a string starting with continuation bytes) is counted exactly as
+ * chat__jinja_cp_offset and chat__jinja_cp_len_at walk it. */
 size_t chat__jinja_cp_count(const char *p, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t c = n ? 1 : 0;
+    for (size_t i = 1; i < n; i++)
         c += ((unsigned char)p[i] & 0xC0) != 0x80;
     return c;
 }
@@ -930,7 +933,7 @@ int chat__jinja_iterate(struct render *r, struct jinja_value v, struct jinja_lis
         size_t n = chat__jinja_cp_count(v.u.s.p, v.u.s.n);
         if (!(l = chat__jinja_list_new(r, n)))
             return r->rc;
-        for (size_t off = 0; off < v.u.s.n;) {
+        for (size_t off = 0; off < v.u.s.n && l->n < n;) {
             size_t k = chat__jinja_cp_len_at(v.u.s.p, v.u.s.n, off);
             l->v[l->n++] = V_STR(v.u.s.p + off, k);
             off += k;

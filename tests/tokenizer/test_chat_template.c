@@ -904,6 +904,12 @@ TEST(chat_jinja_expressions)
     CHECK_JINJA("{{ 'a\\tb\\n' | length }} {{ '\\u00e9' }} {{ \"q\\\"\" }} {{ 'x' 'y' }}",
                 "4 é q\" xy");
     CHECK_JINJA("{{ undefined_name }}|{{ undefined_name.attr.deeper }}|{{ messages[0].nope }}", "||");
+    /* invalid UTF-8 (found by fuzzing): a leading run of continuation bytes is one character,
+     * the same for counting, indexing, slicing and iterating */
+    CHECK_JINJA("{% set s = '\xaa\xaa" "b\xc3' %}{{ s | length }} {{ s | list | length }} "
+                "{% for c in s %}[{{ c | length }}]{% endfor %} {{ s[1] }} {{ s[-1:] | length }} "
+                "{{ s | reverse | length }}",
+                "3 3 [1][1][1] b 1 2"); /* reversed, the stray bytes follow 'b': 2 characters */
 }
 
 TEST(chat_jinja_statements)
@@ -957,8 +963,8 @@ TEST(chat_jinja_filters_tests_methods)
     CHECK_JINJA("{{ messages | selectattr('role', 'equalto', 'user') | list | length }} "
                 "{{ messages | rejectattr('role', 'eq', 'user') | map(attribute='role') | "
                 "join(' ') }} {{ [0, 1, 2, 3] | select('odd') | list }} "
-                "{{ [0, '', 'a'] | select | list }}",
-                "2 system assistant [1, 3] ['a']");
+                "{{ [0, '', 'a'] | select | list }}{{ [] | select | list }}",
+                "2 system assistant [1, 3] ['a'][]");
     CHECK_JINJA("{{ messages | first | attr('role') }} {{ (messages | last).content }} "
                 "{{ 'abc' | first }} {{ [3, 1, 2] | sort }} {{ ['b', 'A', 'c'] | sort }} "
                 "{{ [3, 1, 2] | sort(reverse=true) }} {{ [1, 2] | reverse | list }}",
