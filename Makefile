@@ -101,7 +101,8 @@ deps:
 DEMO_MODEL ?= ../shared/models/stories260K.gguf
 demo: deps all
 	@if [ ! -f $(DEMO_MODEL) ]; then echo "demo model $(DEMO_MODEL) not found: pass DEMO_MODEL=/path/to/model.gguf" >&2; exit 1; fi
-	$(BUILD)/tandem inspect $(DEMO_MODEL) | head -40
+	$(BUILD)/tandem inspect $(DEMO_MODEL) | sed -n '1,12p'
+	$(BUILD)/tandem run -m $(DEMO_MODEL) -p "Once upon a time, there was a little robot" -n 96 --temp 0 --echo
 	$(BUILD)/tandem bench -m $(DEMO_MODEL) -p 64 -n 64 -r 3
 
 format:

@@ -131,6 +131,7 @@ int cmd_run(int argc, char **argv)
     int grc = gen_run(c, m, smp, stops, n_stop, ids, n, n_predict, stdout, &interrupted, &st);
     signal(SIGINT, SIG_DFL);
     putchar('\n');
+    fflush(stdout);
     if (grc) {
         fprintf(stderr, "tandem run: generation failed: %s\n", tandem_strerror(grc));
         goto out;
