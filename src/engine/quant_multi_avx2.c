@@ -4,83 +4,21 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "engine/quant_k_avx2_impl.h"
+#include "engine/quant_legacy_avx2_impl.h"
+
 /* Each kernel unpacks a block (or super-block) of the weight row once and then runs the
  * integer part of the single-column kernel of this level (quant_k_avx2.c, quant_legacy_avx2.c)
  * for every column, with the same int32 lane layout, and the same float steps in the same
  * order per column, so each s[j] is bit-identical to what that kernel returns. The unpacking
- * code below is copied from those files on purpose: the lane layout is the contract. Column
- * counts are constants after inlining (one instantiation each), so the column loops unroll;
- * what does not fit the 16 registers the compiler keeps in L1. */
+ * helpers are the ones those files use (the *_impl.h headers): the lane layout is the
+ * contract. Column counts are constants after inlining (one instantiation each), so the column
+ * loops unroll; what does not fit the 16 registers the compiler keeps in L1. */
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Activation row c: y + c * by bytes. */
 #define COL(T, y, by, c) ((const T *)((const char *)(y) + (size_t)(c) * (by)))
-
-static inline float hsum_128(__m128 v)
-{
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
-}
-
-static inline float hsum_256(__m256 v)
-{
-    return hsum_128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
-}
-
-static inline __m256i loadu_256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m128i loadu_128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
-
-/* ---- helpers shared with quant_k_avx2.c (same lane layout) ---- */
-
-#define W8(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
-static const uint8_t pick_32[8][32] __attribute__((aligned(32))) = {
-    {W8(0), W8(0)},   {W8(2), W8(2)},   {W8(4), W8(4)},   {W8(6), W8(6)},
-    {W8(8), W8(8)},   {W8(10), W8(10)}, {W8(12), W8(12)}, {W8(14), W8(14)},
-};
-static const uint8_t pick_16[4][32] __attribute__((aligned(32))) = {
-    {W8(0), W8(2)}, {W8(4), W8(6)}, {W8(8), W8(10)}, {W8(12), W8(14)},
-};
-
-static inline __m256i pick(__m256i v, const uint8_t *ctl)
-{
-    return _mm256_shuffle_epi8(v, _mm256_load_si256((const __m256i *)ctl));
-}
-
-static inline __m128i k4_scales_mins(const uint8_t *s)
-{
-    const __m128i v = loadu_128(s);
-    const __m128i a =
-        _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m128i lo = _mm_or_si128(
-        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
-        _mm_and_si128(_mm_srli_epi16(a, 4),
-                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
-    const __m128i b =
-        _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
-    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30)));
-}
-
-static inline __m256i q3_K_scales(const uint8_t *s)
-{
-    const __m128i v = loadu_128(s - 4);
-    const __m128i l =
-        _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m128i lo = _mm_or_si128(
-        _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
-        _mm_and_si128(_mm_srli_epi16(l, 4),
-                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
-    const __m128i h = _mm_shuffle_epi8(v, _mm_set1_epi32(0x0f0e0d0c));
-    const __m128i hi = _mm_and_si128(
-        _mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
-    return _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lo, hi), _mm_set1_epi8(32)));
-}
-
-static inline __m128i bsums_32(const struct block_q8_K *y)
-{
-    return _mm_hadd_epi16(loadu_128(y->bsums), loadu_128(y->bsums + 8));
-}
 
 /* The fp16 pair (d, dmin) at p as floats in lanes 0 and 1 (the single kernels' d_dmin before
  * the multiplication by the activations' scale). */
@@ -341,23 +279,9 @@ ALWAYS_INLINE void multi_q2_K(int n, float *s, const void *vx, const void *vy, s
  * at most LEGACY_COLS, each re-reading the weights from L1. */
 #define LEGACY_COLS 4
 
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
 static inline float sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
     return hsum_256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-}
-
-#define HALVES8(p, f)                                                                     \
-    _mm256_cvtph_ps(_mm_setr_epi16((short)(p)[0].f, (short)(p)[1].f, (short)(p)[2].f,   \
-                                   (short)(p)[3].f, (short)(p)[4].f, (short)(p)[5].f,   \
-                                   (short)(p)[6].f, (short)(p)[7].f))
-
-static inline __m256i nibbles32(const uint8_t *qs)
-{
-    const __m128i t = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
-    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
 
 /* The weight side of one block: Q8_0 keeps x and |x| (y takes x's sign, as the single kernel

@@ -6,13 +6,15 @@
 #include <string.h>
 
 #include "base/cpu.h"
+#include "engine/quant_k_avx512_impl.h"
+#include "engine/quant_legacy_avx512_impl.h"
 
 /* Each kernel unpacks a block (or super-block) of the weight row once and then runs the
  * integer part of the single-column kernel of this level (quant_k_avx512.c,
  * quant_legacy_avx512.c) for every column, with the same int32 lane layout, and the same
  * float steps in the same order per column, so each s[j] is bit-identical to what that kernel
- * returns. The unpacking code below is copied from those files on purpose: the lane layout is
- * the contract. VNNI only fuses exact int32 adds (vpdpwssd, vpdpbusd do not saturate), so it
+ * returns. The unpacking helpers are the ones those files use (the *_impl.h headers): the lane
+ * layout is the contract. VNNI only fuses exact int32 adds (vpdpwssd, vpdpbusd do not saturate), so it
  * changes speed, never results; it is used where the CPU has it. */
 
 /* -1: from the CPU (resolved on first use), 0: plain AVX-512BW, 1: VNNI. */
@@ -43,108 +45,6 @@ static inline int use_vnni(void)
 /* Activation row c: y + c * by bytes. */
 #define COL(T, y, by, c) ((const T *)((const char *)(y) + (size_t)(c) * (by)))
 
-/* ---- helpers shared with quant_k_avx512.c (same lane layout) ---- */
-
-/* acc += pairwise products of int16 p and scales sc into int32 lanes; the empty asm keeps the
- * compiler from fusing madd + add into vpdpwssd on the plain path. */
-ALWAYS_INLINE __m512i madd_acc(__m512i acc, __m512i p, __m512i sc, const int vnni)
-{
-    if (vnni)
-        return _mm512_dpwssd_epi32(acc, p, sc);
-    __m512i m = _mm512_madd_epi16(p, sc);
-    __asm__("" : "+v"(m));
-    return _mm512_add_epi32(acc, m);
-}
-
-static inline __m256i loadu_256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline __m128i loadu_128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
-static inline __m512i loadu_512(const void *p) { return _mm512_loadu_si512(p); }
-static inline __m512i load_512(const void *p) { return _mm512_load_si512(p); }
-static inline __m512i bcast_256(const void *p) { return _mm512_broadcast_i64x4(loadu_256(p)); }
-
-static inline __m512i halves(long long a, long long b)
-{
-    return _mm512_set_epi64(b, b, b, b, a, a, a, a);
-}
-
-#define W8(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
-static const uint8_t pick_k4[4][64] __attribute__((aligned(64))) = {
-    {W8(0), W8(0), W8(2), W8(2)},
-    {W8(4), W8(4), W8(6), W8(6)},
-    {W8(8), W8(8), W8(10), W8(10)},
-    {W8(12), W8(12), W8(14), W8(14)},
-};
-
-#define L4(a) a, a, a, a
-static const int32_t pick_16[4][16] __attribute__((aligned(64))) = {
-    {L4(0), L4(1), L4(2), L4(3)},
-    {L4(4), L4(5), L4(6), L4(7)},
-    {L4(8), L4(9), L4(10), L4(11)},
-    {L4(12), L4(13), L4(14), L4(15)},
-};
-
-static inline __m512i scale_16(__m512i scales, int c)
-{
-    return _mm512_permutexvar_epi32(load_512(pick_16[c]), scales);
-}
-
-static inline __m512i dup_words(__m256i sc16)
-{
-    const __m512i d = _mm512_cvtepi16_epi32(sc16);
-    return _mm512_ternarylogic_epi32(d, _mm512_set1_epi32(0xffff), _mm512_slli_epi32(d, 16), 0xEA);
-}
-
-static inline float hsum_128(__m128 v)
-{
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
-}
-
-static inline float hsum_256(__m256 v)
-{
-    return hsum_128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
-}
-
-static inline __m256i fold(__m512i v)
-{
-    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-}
-
-static inline __m128i k4_scales_mins(const uint8_t *s)
-{
-    const __m128i v = loadu_128(s);
-    const __m128i a =
-        _mm_shuffle_epi8(v, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m128i lo = _mm_or_si128(
-        _mm_and_si128(a, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
-        _mm_and_si128(_mm_srli_epi16(a, 4),
-                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15)));
-    const __m128i b =
-        _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
-    return _mm_ternarylogic_epi32(lo, _mm_srli_epi16(b, 2), _mm_set1_epi8(0x30), 0xF8);
-}
-
-static inline __m256i q3_K_scales(const uint8_t *s)
-{
-    const __m128i v = loadu_128(s - 4);
-    const __m128i l =
-        _mm_shuffle_epi8(v, _mm_setr_epi8(4, 5, 6, 7, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-    const __m128i lo = _mm_or_si128(
-        _mm_and_si128(l, _mm_setr_epi8(15, 15, 15, 15, 15, 15, 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)),
-        _mm_and_si128(_mm_srli_epi16(l, 4),
-                      _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15, 15, 15, 15, 15)));
-    const __m128i h = _mm_shuffle_epi8(v, _mm_set1_epi32(0x0f0e0d0c));
-    const __m128i hi = _mm_slli_epi32(_mm_srlv_epi32(h, _mm_setr_epi32(0, 2, 4, 6)), 4);
-    const __m128i all = _mm_ternarylogic_epi32(lo, hi, _mm_set1_epi8(0x30), 0xF8);
-    return _mm256_cvtepi8_epi16(_mm_sub_epi8(all, _mm_set1_epi8(32)));
-}
-
-static inline __m128i bsums_32(const struct block_q8_K *y)
-{
-    return _mm_hadd_epi16(loadu_128(y->bsums), loadu_128(y->bsums + 8));
-}
-
 /* The fp16 pair (d, dmin) at p as floats in lanes 0 and 1 (the single kernels' d_dmin before
  * the multiplication by the activations' scale). */
 static inline __m128 d_dmin_x(const void *p)
@@ -152,11 +52,6 @@ static inline __m128 d_dmin_x(const void *p)
     int32_t v;
     memcpy(&v, p, sizeof(v));
     return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
-}
-
-static inline __m512i or_and(__m512i a, __m512i b, __m512i c)
-{
-    return _mm512_ternarylogic_epi32(a, b, c, 0xF8);
 }
 
 /* ---- K-quants ----
@@ -377,61 +272,6 @@ ALWAYS_INLINE void multi_q2_K(int n, float *s, const void *vx, const void *vy, s
  * accumulators times 8 columns would not fit the register file, so the columns go through in
  * passes of at most LEGACY_COLS; a pass re-reads the weights (cheap: they are in L1). */
 #define LEGACY_COLS 4
-
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-static inline float hsum_ps(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float hsum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
-{
-    const __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
-    return hsum_ps(_mm256_add_ps(_mm512_castps512_ps256(s), _mm512_extractf32x8_ps(s, 1)));
-}
-
-static inline int second_window(int size) { return 8 * size - 128 < 128 ? 8 * size - 128 : 128; }
-
-/* The half at byte `off` of each of 8 blocks of `size` bytes at p, as 8 floats. */
-ALWAYS_INLINE __m256 halves8(const void *p, const int size, const int off)
-{
-    const uint8_t *b = p;
-    const __m512i k = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                       0, 0, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i w = _mm512_add_epi16(_mm512_mullo_epi16(k, _mm512_set1_epi16((short)(size / 2))),
-                                       _mm512_set1_epi16((short)(off / 2)));
-    __m512i h = _mm512_permutex2var_epi16(_mm512_loadu_si512(b), w, _mm512_loadu_si512(b + 64));
-    if (7 * size + off >= 128) {
-        const int w2 = second_window(size);
-        const __m512i h2 = _mm512_permutex2var_epi16(
-            _mm512_loadu_si512(b + w2), _mm512_sub_epi16(w, _mm512_set1_epi16((short)(w2 / 2))),
-            _mm512_loadu_si512(b + w2 + 64));
-        h = _mm512_mask_mov_epi16(h, _mm512_cmpge_epi16_mask(w, _mm512_set1_epi16(64)), h2);
-    }
-    return _mm256_cvtph_ps(_mm512_castsi512_si128(h));
-}
-
-#define HALVES8(p, f)                                                                     \
-    halves8((p), (int)sizeof((p)[0]), (int)((const char *)&(p)[0].f - (const char *)(p)))
-
-static inline __m512i load_pair(const int8_t *a, const int8_t *b)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
-                              _mm256_loadu_si256((const __m256i *)b), 1);
-}
-
-static inline __m512i nibbles_pair(const uint8_t *qa, const uint8_t *qb)
-{
-    const __m256i a = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qa));
-    const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qb));
-    const __m512i t = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
-    const __m512i sh = _mm512_srlv_epi64(t, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
-    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0f));
-}
 
 ALWAYS_INLINE __m512i dot_u8s8(__m512i u, __m512i s, const int vnni)
 {
