@@ -143,6 +143,10 @@ struct tandem_ctx {
     int logits_first;    /* batch index of logits row 0 */
 };
 
+/* The llama pass, shared by architectures that differ from it only in details (arch/llama.c). */
+int llama__load(struct tandem_model *m, char *err, size_t errlen);
+void llama__forward(struct tandem_ctx *c);
+
 /* The architectures compiled in (the files in arch/), NULL-terminated; used by the loader and to list
  * supported names in errors. */
 extern const struct arch_ops *const engine_archs[];

@@ -1,10 +1,11 @@
-/* llama (and Mistral, and Mixtral-style experts): RMSNorm, RoPE, GQA attention, SwiGLU/MoE. */
+/* llama (and Mistral, and Mixtral-style experts): RMSNorm, RoPE, GQA attention, SwiGLU/MoE.
+ * Optional q/k/v biases make the same pass serve qwen2 (arch/qwen2.c). */
 #include <math.h>
 #include <stdio.h>
 
 #include "engine/ops.h"
 
-static int llama_load(struct tandem_model *m, char *err, size_t errlen)
+int llama__load(struct tandem_model *m, char *err, size_t errlen)
 {
     struct hparams *hp = &m->hp;
     uint32_t v = 0;
@@ -61,7 +62,7 @@ static int llama_load(struct tandem_model *m, char *err, size_t errlen)
     return 0;
 }
 
-static void llama_forward(struct tandem_ctx *c)
+void llama__forward(struct tandem_ctx *c)
 {
     const struct tandem_model *m = c->model;
     const struct hparams *hp = &m->hp;
@@ -76,6 +77,11 @@ static void llama_forward(struct tandem_ctx *c)
         const struct weight *qkv[3] = {&l->wq, &l->wk, &l->wv};
         float *outs[3] = {s->q, s->k, s->v};
         op_matmul_n(c, 3, qkv, s->xb, T, outs);
+        if (l->bq.data) {
+            op_add_bias(s->q, &l->bq, T, hp->n_head * hp->head_dim);
+            op_add_bias(s->k, &l->bk, T, hp->n_head_kv * hp->head_dim);
+            op_add_bias(s->v, &l->bv, T, hp->n_head_kv * hp->head_dim);
+        }
         op_rope(c, s->q, T, hp->n_head);
         op_rope(c, s->k, T, hp->n_head_kv);
         op_attention(c, il, T, 1.0f / sqrtf((float)hp->head_dim), 0.0f, 0);
@@ -90,4 +96,4 @@ static void llama_forward(struct tandem_ctx *c)
     op_output(c, T, false);
 }
 
-const struct arch_ops arch_llama = {.name = "llama", .load = llama_load, .forward = llama_forward};
+const struct arch_ops arch_llama = {.name = "llama", .load = llama__load, .forward = llama__forward};

@@ -2,5 +2,6 @@
 #include "engine/model.h"
 
 extern const struct arch_ops arch_llama;
+extern const struct arch_ops arch_qwen2;
 
-const struct arch_ops *const engine_archs[] = {&arch_llama, NULL};
+const struct arch_ops *const engine_archs[] = {&arch_llama, &arch_qwen2, NULL};
