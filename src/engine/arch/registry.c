@@ -3,5 +3,6 @@
 
 extern const struct arch_ops arch_llama;
 extern const struct arch_ops arch_qwen2;
+extern const struct arch_ops arch_stablelm;
 
-const struct arch_ops *const engine_archs[] = {&arch_llama, &arch_qwen2, NULL};
+const struct arch_ops *const engine_archs[] = {&arch_llama, &arch_qwen2, &arch_stablelm, NULL};

@@ -1,0 +1,82 @@
+/* stablelm: LayerNorm with bias, partial NEOX rotary, optional q/k/v biases, SwiGLU FFN. */
+#include <math.h>
+
+#include "engine/ops.h"
+
+static int stablelm_load(struct tandem_model *m, char *err, size_t errlen)
+{
+    struct hparams *hp = &m->hp;
+    int rc;
+    if ((rc = model__get_f32(m, "attention.layer_norm_epsilon", true, &hp->norm_eps, err, errlen)))
+        return rc;
+    hp->rope_type = ROPE_NEOX;
+    const int64_t E = hp->n_embd, F = hp->n_ff;
+    const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+#define W(w, req, il, name, nd, ...)                                                       \
+    do {                                                                                  \
+        const int64_t want_[] = {__VA_ARGS__};                                            \
+        if ((rc = model__weight(m, w, req, il, name, nd, want_, err, errlen)))            \
+            return rc;                                                                    \
+    } while (0)
+    W(&m->tok_embd, true, 0, "token_embd.weight", 2, E, -1);
+    hp->n_vocab = (int)m->tok_embd.ne[1];
+    W(&m->output_norm, true, 0, "output_norm.weight", 1, E);
+    W(&m->output_norm_b, true, 0, "output_norm.bias", 1, E);
+    W(&m->output, false, 0, "output.weight", 2, E, hp->n_vocab);
+    if (!m->output.data)
+        m->output = m->tok_embd;
+    for (int il = 0; il < hp->n_layer; il++) {
+        struct layer *l = &m->layers[il];
+        W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
+        W(&l->attn_norm_b, true, il, "blk.%d.attn_norm.bias", 1, E);
+        W(&l->wq, true, il, "blk.%d.attn_q.weight", 2, E, q_dim);
+        W(&l->wk, true, il, "blk.%d.attn_k.weight", 2, E, kv_dim);
+        W(&l->wv, true, il, "blk.%d.attn_v.weight", 2, E, kv_dim);
+        W(&l->bq, false, il, "blk.%d.attn_q.bias", 1, q_dim);
+        W(&l->bk, false, il, "blk.%d.attn_k.bias", 1, kv_dim);
+        W(&l->bv, false, il, "blk.%d.attn_v.bias", 1, kv_dim);
+        W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, q_dim, E);
+        W(&l->ffn_norm, true, il, "blk.%d.ffn_norm.weight", 1, E);
+        W(&l->ffn_norm_b, true, il, "blk.%d.ffn_norm.bias", 1, E);
+        W(&l->ffn_gate, true, il, "blk.%d.ffn_gate.weight", 2, E, F);
+        W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, F);
+        W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
+    }
+#undef W
+    return 0;
+}
+
+static void stablelm_forward(struct tandem_ctx *c)
+{
+    const struct tandem_model *m = c->model;
+    const struct hparams *hp = &m->hp;
+    struct scratch *s = &c->s;
+    const int T = c->batch.n;
+    const int64_t n = (int64_t)T * hp->n_embd;
+    op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
+    op_rope_prepare(c, c->n_past, T);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const struct layer *l = &m->layers[il];
+        op_layernorm(s->xb, s->x, &l->attn_norm, &l->attn_norm_b, T, hp->n_embd, hp->norm_eps);
+        const struct weight *qkv[3] = {&l->wq, &l->wk, &l->wv};
+        float *outs[3] = {s->q, s->k, s->v};
+        op_matmul_n(c, 3, qkv, s->xb, T, outs);
+        if (l->bq.data)
+            op_add_bias(s->q, &l->bq, T, hp->n_head * hp->head_dim);
+        if (l->bk.data)
+            op_add_bias(s->k, &l->bk, T, hp->n_head_kv * hp->head_dim);
+        if (l->bv.data)
+            op_add_bias(s->v, &l->bv, T, hp->n_head_kv * hp->head_dim);
+        op_rope(c, s->q, T, hp->n_head);
+        op_rope(c, s->k, T, hp->n_head_kv);
+        op_attention(c, il, T, 1.0f / sqrtf((float)hp->head_dim), 0.0f, 0);
+        op_matmul(c, &l->wo, s->xb2, T, s->xb);
+        op_add(s->x, s->xb, n);
+        op_layernorm(s->xb, s->x, &l->ffn_norm, &l->ffn_norm_b, T, hp->n_embd, hp->norm_eps);
+        op_swiglu_ffn(c, l, T);
+    }
+    op_output(c, T, true);
+}
+
+const struct arch_ops arch_stablelm = {.name = "stablelm", .load = stablelm_load,
+                                       .forward = stablelm_forward};
