@@ -93,6 +93,15 @@ int tandem_ctx_new(struct tandem_ctx **out, struct tandem_model *m,
     }
     if (!p.n_ctx)
         p.n_ctx = m->hp.n_ctx_train < DEFAULT_MAX_CTX ? m->hp.n_ctx_train : DEFAULT_MAX_CTX;
+    if (m->hp.n_pos_max && p.n_ctx > m->hp.n_pos_max) {
+        if (params && params->n_ctx) {
+            if (err)
+                snprintf(err, errlen, "a context of %d positions exceeds the model's %d learned positions",
+                         p.n_ctx, m->hp.n_pos_max);
+            return TANDEM_E_ARG;
+        }
+        p.n_ctx = m->hp.n_pos_max;
+    }
     if (!p.n_batch)
         p.n_batch = DEFAULT_N_BATCH;
     if (p.n_batch > p.n_ctx)

@@ -146,3 +146,16 @@ struct weight op_expert_view(const struct weight *w, int e)
     v.data = (const char *)w->data + (size_t)e * (size_t)w->ne[1] * w->nb1;
     return v;
 }
+
+struct weight op_rows_view(const struct weight *w, int64_t first, int64_t n)
+{
+    struct weight v = *w;
+    if (w->ne[1] == 1) { /* 1-D (a bias): elements */
+        v.ne[0] = n;
+        v.data = (const float *)w->data + first;
+        return v;
+    }
+    v.ne[1] = n;
+    v.data = (const char *)w->data + (size_t)first * w->nb1;
+    return v;
+}

@@ -37,6 +37,7 @@ struct hparams {
     enum rope_type rope_type;
     int n_expert;
     int n_expert_used;
+    int n_pos_max;       /* learned position embeddings: most positions a context may hold (0 = any) */
 };
 
 #define MAX_LAYERS 512
@@ -45,7 +46,7 @@ struct hparams {
 struct layer {
     struct weight attn_norm, attn_norm_b;
     struct weight wq, wk, wv, wo, wqkv;   /* wq [n_embd, n_head*hd], wk/wv [n_embd, n_kv*hd] */
-    struct weight bq, bk, bv, bo, bqkv;
+    struct weight bq, bk, bv, bo, bqkv;   /* wqkv [n_embd, n_embd + 2*n_kv*hd] */
     struct weight ffn_norm, ffn_norm_b;
     struct weight ffn_gate, ffn_up, ffn_down;              /* dense FFN */
     struct weight ffn_gate_b, ffn_up_b, ffn_down_b;
@@ -70,6 +71,7 @@ struct tandem_model {
     const struct arch_ops *arch;
     struct hparams hp;
     struct weight tok_embd;     /* [n_embd, n_vocab] */
+    struct weight pos_embd;     /* [n_embd, n_pos_max], learned positions (gpt2) */
     struct weight output_norm, output_norm_b;
     struct weight output;       /* [n_embd, n_vocab]; = tok_embd when tied */
     struct layer *layers;       /* n_layer */

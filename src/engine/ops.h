@@ -16,6 +16,9 @@ static inline void op_matmul(struct tandem_ctx *c, const struct weight *w, const
 {
     op_matmul_n(c, 1, &w, x, T, &y);
 }
+/* Rows [first, first + n) of a 2-D weight (or elements of a 1-D F32 bias) as a weight of its
+ * own: fused QKV matrices split without copying. */
+struct weight op_rows_view(const struct weight *w, int64_t first, int64_t n);
 /* View of expert e of a 3-D expert tensor [K, M, n_expert] as a 2-D weight [K, M]. */
 struct weight op_expert_view(const struct weight *w, int e);
 

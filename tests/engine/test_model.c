@@ -165,3 +165,24 @@ TEST(decode_truncate_and_batching_consistent)
     tandem_ctx_free(c);
     tandem_model_free(m);
 }
+
+/* Learned position embeddings bound the context: asking for more is an error, the default is
+ * capped. */
+TEST(model_learned_positions_bound_context)
+{
+    char *path = test_shared_path("fixtures/models/gpt2-F16.gguf");
+    struct tandem_model *m = NULL;
+    struct tandem_ctx *c = NULL;
+    char err[512] = "";
+    REQUIRE(tandem_model_load(&m, path, err, sizeof(err)) == 0);
+    struct tandem_ctx_params p = tandem_ctx_default_params();
+    p.n_ctx = 4096;
+    p.n_threads = 1;
+    CHECK_EQ_INT(tandem_ctx_new(&c, m, &p, err, sizeof(err)), TANDEM_E_ARG);
+    CHECK(strstr(err, "learned positions") != NULL);
+    p.n_ctx = 0;
+    REQUIRE(tandem_ctx_new(&c, m, &p, err, sizeof(err)) == 0);
+    CHECK_EQ_INT(tandem_ctx_n_ctx(c), 512);
+    tandem_ctx_free(c);
+    tandem_model_free(m);
+}
