@@ -37,6 +37,7 @@ struct hparams {
     enum rope_type rope_type;
     int n_expert;
     int n_expert_used;
+    int sliding_window;  /* attention to the last N positions only (0 = all) */
     int n_pos_max;       /* learned position embeddings: most positions a context may hold (0 = any) */
 };
 

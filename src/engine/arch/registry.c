@@ -6,6 +6,7 @@ extern const struct arch_ops arch_qwen2;
 extern const struct arch_ops arch_stablelm;
 extern const struct arch_ops arch_gpt2;
 extern const struct arch_ops arch_falcon;
+extern const struct arch_ops arch_phi3;
 
 const struct arch_ops *const engine_archs[] = {&arch_llama, &arch_qwen2, &arch_stablelm,
-                                               &arch_gpt2, &arch_falcon, NULL};
+                                               &arch_gpt2, &arch_falcon, &arch_phi3, NULL};

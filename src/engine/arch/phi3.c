@@ -1,0 +1,87 @@
+/* phi3: RMSNorm, fused QKV and fused gate/up (as row views), NEOX rotary, optional sliding
+ * window. */
+#include <math.h>
+#include <stdio.h>
+
+#include "engine/ops.h"
+
+static int phi3_load(struct tandem_model *m, char *err, size_t errlen)
+{
+    struct hparams *hp = &m->hp;
+    int rc;
+    hp->rope_type = ROPE_NEOX;
+    uint32_t window = 0;
+    if ((rc = model__get_u32(m, "attention.sliding_window", false, &window, err, errlen)))
+        return rc;
+    hp->sliding_window = (int)window;
+    if (gguf_find_tensor(m->gguf, "rope_factors_long.weight")) {
+        /* LongRoPE scaling (128k-context variants) changes every rotation: refuse rather
+         * than run it wrong. */
+        if (err)
+            snprintf(err, errlen, "%s: LongRoPE factors (rope_factors_long.weight) are not supported yet",
+                     gguf_path(m->gguf));
+        return TANDEM_E_UNSUPPORTED;
+    }
+    const int64_t E = hp->n_embd, F = hp->n_ff;
+    const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, qkv = E + 2 * kv_dim;
+#define W(w, req, il, name, nd, ...)                                                       \
+    do {                                                                                  \
+        const int64_t want_[] = {__VA_ARGS__};                                            \
+        if ((rc = model__weight(m, w, req, il, name, nd, want_, err, errlen)))            \
+            return rc;                                                                    \
+    } while (0)
+    W(&m->tok_embd, true, 0, "token_embd.weight", 2, E, -1);
+    hp->n_vocab = (int)m->tok_embd.ne[1];
+    W(&m->output_norm, true, 0, "output_norm.weight", 1, E);
+    W(&m->output, false, 0, "output.weight", 2, E, hp->n_vocab);
+    if (!m->output.data)
+        m->output = m->tok_embd;
+    for (int il = 0; il < hp->n_layer; il++) {
+        struct layer *l = &m->layers[il];
+        W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
+        W(&l->wqkv, true, il, "blk.%d.attn_qkv.weight", 2, E, qkv);
+        W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, E, E);
+        W(&l->ffn_norm, true, il, "blk.%d.ffn_norm.weight", 1, E);
+        W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, 2 * F);   /* [gate; up] */
+        W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
+    }
+#undef W
+    return 0;
+}
+
+static void phi3_forward(struct tandem_ctx *c)
+{
+    const struct tandem_model *m = c->model;
+    const struct hparams *hp = &m->hp;
+    struct scratch *s = &c->s;
+    const int T = c->batch.n, E = hp->n_embd, F = hp->n_ff;
+    const int kv_dim = hp->n_head_kv * hp->head_dim;
+    const int64_t n = (int64_t)T * E;
+    op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
+    op_rope_prepare(c, c->n_past, T);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const struct layer *l = &m->layers[il];
+        op_rmsnorm(s->xb, s->x, &l->attn_norm, T, E, hp->norm_eps);
+        struct weight wq = op_rows_view(&l->wqkv, 0, E), wk = op_rows_view(&l->wqkv, E, kv_dim),
+                      wv = op_rows_view(&l->wqkv, E + kv_dim, kv_dim);
+        const struct weight *ws[3] = {&wq, &wk, &wv};
+        float *outs[3] = {s->q, s->k, s->v};
+        op_matmul_n(c, 3, ws, s->xb, T, outs);
+        op_rope(c, s->q, T, hp->n_head);
+        op_rope(c, s->k, T, hp->n_head_kv);
+        op_attention(c, il, T, 1.0f / sqrtf((float)hp->head_dim), 0.0f, hp->sliding_window);
+        op_matmul(c, &l->wo, s->xb2, T, s->xb);
+        op_add(s->x, s->xb, n);
+        op_rmsnorm(s->xb, s->x, &l->ffn_norm, T, E, hp->norm_eps);
+        struct weight gate = op_rows_view(&l->ffn_up, 0, F), up = op_rows_view(&l->ffn_up, F, F);
+        const struct weight *gu[2] = {&gate, &up};
+        float *gu_out[2] = {s->hb, s->hb2};
+        op_matmul_n(c, 2, gu, s->xb, T, gu_out);
+        op_swiglu(s->hb, s->hb2, T, F);
+        op_matmul(c, &l->ffn_down, s->hb, T, s->xb2);
+        op_add(s->x, s->xb2, n);
+    }
+    op_output(c, T, false);
+}
+
+const struct arch_ops arch_phi3 = {.name = "phi3", .load = phi3_load, .forward = phi3_forward};
