@@ -38,6 +38,8 @@ struct hparams {
     int n_expert;
     int n_expert_used;
     int sliding_window;  /* attention to the last N positions only (0 = all) */
+    float attn_softcap;  /* cap * tanh(score / cap) on attention scores (0 = off) */
+    float final_softcap; /* the same on the output logits (0 = off) */
     int n_pos_max;       /* learned position embeddings: most positions a context may hold (0 = any) */
 };
 
@@ -48,6 +50,7 @@ struct layer {
     struct weight attn_norm, attn_norm_b;
     struct weight wq, wk, wv, wo, wqkv;   /* wq [n_embd, n_head*hd], wk/wv [n_embd, n_kv*hd] */
     struct weight bq, bk, bv, bo, bqkv;   /* wqkv [n_embd, n_embd + 2*n_kv*hd] */
+    struct weight post_attn_norm, post_ffn_norm;   /* gemma2: norms after attention/FFN */
     struct weight ffn_norm, ffn_norm_b;
     struct weight ffn_gate, ffn_up, ffn_down;              /* dense FFN */
     struct weight ffn_gate_b, ffn_up_b, ffn_down_b;

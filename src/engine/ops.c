@@ -2,6 +2,7 @@
 #include "engine/ops.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "base/fp16.h"
@@ -197,12 +198,33 @@ void op_swiglu(float *gate, const float *up, int T, int n)
     }
 }
 
-void op_gelu(float *x, int64_t n)
+/* GELU (tanh approximation) through a table over every half-precision input, as the
+ * reference engine evaluates it: the input is rounded to f16 and the result is the f16 of
+ * gelu at that point. Matching it matters over many layers (gemma2 has 26). */
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static float gelu_exact(float v)
 {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * v * (1.0f + tanhf(k * v * (1.0f + 0.044715f * v * v)));
+}
+
+static void gelu_table_init(void)
+{
+    for (uint32_t h = 0; h < (1u << 16); h++)
+        gelu_table[h] = fp16_from_fp32(gelu_exact(fp16_to_fp32((uint16_t)h)));
+}
+
+void op_gelu(float *x, int64_t n)
+{
+    pthread_once(&gelu_once, gelu_table_init);
     for (int64_t i = 0; i < n; i++) {
         const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
+        if (v <= -10.0f)
+            x[i] = 0.0f;
+        else if (v < 10.0f)
+            x[i] = fp16_to_fp32(gelu_table[fp16_from_fp32(v)]);
     }
 }
 
