@@ -26,6 +26,11 @@ enum tandem_error {
 
 const char *tandem_strerror(int err);
 
+/* Whether general.architecture `name` (len bytes) can be run, and the supported names
+ * ("llama, qwen2, ..."; static). */
+bool tandem_arch_supported(const char *name, size_t len);
+const char *tandem_supported_archs(void);
+
 struct tandem_model;  /* weights (mmapped, shared, read-only) and hyperparameters */
 struct tandem_ctx;    /* one sequence: KV cache, scratch buffers, threads */
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "tandem.h"
 #include "engine/gguf.h"
 
 #define TEXT_MAX_STRING 64       /* bytes of a string value shown in text mode */
@@ -273,6 +274,16 @@ static void print_text(FILE *f, const struct gguf *g)
     }
     fprintf(f, "\ntotal: %llu tensors, %lld parameters, %llu bytes of tensor data\n",
             (unsigned long long)n_t, (long long)n_params, (unsigned long long)n_bytes);
+    struct gguf_str arch;
+    if (gguf_get_str(g, "general.architecture", &arch) == 0) {
+        const int alen = (int)(arch.len > 64 ? 64 : arch.len);
+        if (tandem_arch_supported(arch.ptr, arch.len))
+            fprintf(f, "architecture: %.*s, %.2f M parameters (runs on this engine)\n", alen,
+                    arch.ptr, n_params / 1e6);
+        else
+            fprintf(f, "architecture: %.*s, %.2f M parameters (not supported; supported: %s)\n",
+                    alen, arch.ptr, n_params / 1e6, tandem_supported_archs());
+    }
     for (int ty = 0; ty < QTYPE_COUNT; ty++)
         if (by_type_count[ty])
             fprintf(f, "  %-6s %6llu tensors  %12llu bytes\n", type_name((enum qtype)ty),
@@ -415,6 +426,10 @@ static json_t *build_json(const struct gguf *g)
                      (json_int_t)gguf_alignment(g), "file_size", (json_int_t)gguf_file_size(g),
                      "data_offset", (json_int_t)gguf_data_offset(g), "metadata", meta,
                      "tensors", tensors, "n_params", (json_int_t)n_params);
+    struct gguf_str arch;
+    if (root && gguf_get_str(g, "general.architecture", &arch) == 0)
+        json_object_set_new(root, "arch_supported",
+                            json_boolean(tandem_arch_supported(arch.ptr, arch.len)));
     /* json_pack's "o" steals the references, even on failure. */
     return root;
 fail:

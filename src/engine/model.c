@@ -238,13 +238,8 @@ static int find_arch(struct tandem_model *m, char *err, size_t errlen)
             m->arch = engine_archs[i];
             return 0;
         }
-    char list[256];
-    int n = 0;
-    list[0] = 0;
-    for (int i = 0; engine_archs[i]; i++)
-        n += snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", engine_archs[i]->name);
     set_err(err, errlen, "%s: architecture '%.*s' is not supported (supported: %s)",
-            gguf_path(m->gguf), (int)(a.len > 64 ? 64 : a.len), a.ptr, list);
+            gguf_path(m->gguf), (int)(a.len > 64 ? 64 : a.len), a.ptr, tandem_supported_archs());
     return TANDEM_E_UNSUPPORTED;
 }
 
