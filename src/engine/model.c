@@ -135,6 +135,21 @@ int model__weight(struct tandem_model *m, struct weight *w, bool required, int l
     return 0;
 }
 
+int model__bind_io(struct tandem_model *m, bool norm_bias, char *err, size_t errlen)
+{
+    const int64_t E = m->hp.n_embd;
+    int rc;
+    MODEL_W(&m->tok_embd, true, 0, "token_embd.weight", 2, E, -1);
+    m->hp.n_vocab = (int)m->tok_embd.ne[1];
+    MODEL_W(&m->output_norm, true, 0, "output_norm.weight", 1, E);
+    if (norm_bias)
+        MODEL_W(&m->output_norm_b, true, 0, "output_norm.bias", 1, E);
+    MODEL_W(&m->output, false, 0, "output.weight", 2, E, m->hp.n_vocab);
+    if (!m->output.data)
+        m->output = m->tok_embd;
+    return 0;
+}
+
 int model__load_common_hparams(struct tandem_model *m, char *err, size_t errlen)
 {
     struct hparams *hp = &m->hp;

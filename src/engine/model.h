@@ -96,6 +96,17 @@ int model__get_f32(struct tandem_model *m, const char *suffix, bool required, fl
  * ne[i] must equal want[i] for i < n_dims (want[i] < 0: any). Missing + required -> error. */
 int model__weight(struct tandem_model *m, struct weight *w, bool required, int layer,
                   const char *name, int n_dims, const int64_t *want, char *err, size_t errlen);
+/* Bind a tensor inside an arch `load` function (which has `m`, `rc`, `err`, `errlen` in scope)
+ * and return its error: MODEL_W(&l->wq, true, il, "blk.%d.attn_q.weight", 2, E, q_dim). */
+#define MODEL_W(w, req, il, name, nd, ...)                                                  \
+    do {                                                                                  \
+        const int64_t want_[] = {__VA_ARGS__};                                            \
+        if ((rc = model__weight(m, w, req, il, name, nd, want_, err, errlen)))            \
+            return rc;                                                                    \
+    } while (0)
+/* token_embd (sets n_vocab), output_norm (+ .bias when norm_bias) and output (tied to
+ * token_embd when absent): the tensors every architecture has. */
+int model__bind_io(struct tandem_model *m, bool norm_bias, char *err, size_t errlen);
 /* The common llama-style hyperparameters (embedding, layers, heads, ff, ctx, rope). */
 int model__load_common_hparams(struct tandem_model *m, char *err, size_t errlen);
 

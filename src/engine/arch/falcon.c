@@ -21,32 +21,20 @@ static int falcon_load(struct tandem_model *m, char *err, size_t errlen)
                      gguf_path(m->gguf), (long long)F, (long long)E);
         return TANDEM_E_UNSUPPORTED;
     }
-#define W(w, req, il, name, nd, ...)                                                       \
-    do {                                                                                  \
-        const int64_t want_[] = {__VA_ARGS__};                                            \
-        if ((rc = model__weight(m, w, req, il, name, nd, want_, err, errlen)))            \
-            return rc;                                                                    \
-    } while (0)
-    W(&m->tok_embd, true, 0, "token_embd.weight", 2, E, -1);
-    hp->n_vocab = (int)m->tok_embd.ne[1];
-    W(&m->output_norm, true, 0, "output_norm.weight", 1, E);
-    W(&m->output_norm_b, true, 0, "output_norm.bias", 1, E);
-    W(&m->output, false, 0, "output.weight", 2, E, hp->n_vocab);
-    if (!m->output.data)
-        m->output = m->tok_embd;
+    if ((rc = model__bind_io(m, true, err, errlen)))
+        return rc;
     for (int il = 0; il < hp->n_layer; il++) {
         struct layer *l = &m->layers[il];
-        W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
-        W(&l->attn_norm_b, true, il, "blk.%d.attn_norm.bias", 1, E);
+        MODEL_W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
+        MODEL_W(&l->attn_norm_b, true, il, "blk.%d.attn_norm.bias", 1, E);
         /* 40B layout: a second norm feeds the FFN (kept in the ffn_norm slots). */
-        W(&l->ffn_norm, false, il, "blk.%d.attn_norm_2.weight", 1, E);
-        W(&l->ffn_norm_b, false, il, "blk.%d.attn_norm_2.bias", 1, E);
-        W(&l->wqkv, true, il, "blk.%d.attn_qkv.weight", 2, E, qkv);
-        W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, E, E);
-        W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, F);
-        W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
+        MODEL_W(&l->ffn_norm, false, il, "blk.%d.attn_norm_2.weight", 1, E);
+        MODEL_W(&l->ffn_norm_b, false, il, "blk.%d.attn_norm_2.bias", 1, E);
+        MODEL_W(&l->wqkv, true, il, "blk.%d.attn_qkv.weight", 2, E, qkv);
+        MODEL_W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, E, E);
+        MODEL_W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, F);
+        MODEL_W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
     }
-#undef W
     return 0;
 }
 

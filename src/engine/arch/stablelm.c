@@ -12,37 +12,25 @@ static int stablelm_load(struct tandem_model *m, char *err, size_t errlen)
     hp->rope_type = ROPE_NEOX;
     const int64_t E = hp->n_embd, F = hp->n_ff;
     const int64_t q_dim = (int64_t)hp->n_head * hp->head_dim, kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
-#define W(w, req, il, name, nd, ...)                                                       \
-    do {                                                                                  \
-        const int64_t want_[] = {__VA_ARGS__};                                            \
-        if ((rc = model__weight(m, w, req, il, name, nd, want_, err, errlen)))            \
-            return rc;                                                                    \
-    } while (0)
-    W(&m->tok_embd, true, 0, "token_embd.weight", 2, E, -1);
-    hp->n_vocab = (int)m->tok_embd.ne[1];
-    W(&m->output_norm, true, 0, "output_norm.weight", 1, E);
-    W(&m->output_norm_b, true, 0, "output_norm.bias", 1, E);
-    W(&m->output, false, 0, "output.weight", 2, E, hp->n_vocab);
-    if (!m->output.data)
-        m->output = m->tok_embd;
+    if ((rc = model__bind_io(m, true, err, errlen)))
+        return rc;
     for (int il = 0; il < hp->n_layer; il++) {
         struct layer *l = &m->layers[il];
-        W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
-        W(&l->attn_norm_b, true, il, "blk.%d.attn_norm.bias", 1, E);
-        W(&l->wq, true, il, "blk.%d.attn_q.weight", 2, E, q_dim);
-        W(&l->wk, true, il, "blk.%d.attn_k.weight", 2, E, kv_dim);
-        W(&l->wv, true, il, "blk.%d.attn_v.weight", 2, E, kv_dim);
-        W(&l->bq, false, il, "blk.%d.attn_q.bias", 1, q_dim);
-        W(&l->bk, false, il, "blk.%d.attn_k.bias", 1, kv_dim);
-        W(&l->bv, false, il, "blk.%d.attn_v.bias", 1, kv_dim);
-        W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, q_dim, E);
-        W(&l->ffn_norm, true, il, "blk.%d.ffn_norm.weight", 1, E);
-        W(&l->ffn_norm_b, true, il, "blk.%d.ffn_norm.bias", 1, E);
-        W(&l->ffn_gate, true, il, "blk.%d.ffn_gate.weight", 2, E, F);
-        W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, F);
-        W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
+        MODEL_W(&l->attn_norm, true, il, "blk.%d.attn_norm.weight", 1, E);
+        MODEL_W(&l->attn_norm_b, true, il, "blk.%d.attn_norm.bias", 1, E);
+        MODEL_W(&l->wq, true, il, "blk.%d.attn_q.weight", 2, E, q_dim);
+        MODEL_W(&l->wk, true, il, "blk.%d.attn_k.weight", 2, E, kv_dim);
+        MODEL_W(&l->wv, true, il, "blk.%d.attn_v.weight", 2, E, kv_dim);
+        MODEL_W(&l->bq, false, il, "blk.%d.attn_q.bias", 1, q_dim);
+        MODEL_W(&l->bk, false, il, "blk.%d.attn_k.bias", 1, kv_dim);
+        MODEL_W(&l->bv, false, il, "blk.%d.attn_v.bias", 1, kv_dim);
+        MODEL_W(&l->wo, true, il, "blk.%d.attn_output.weight", 2, q_dim, E);
+        MODEL_W(&l->ffn_norm, true, il, "blk.%d.ffn_norm.weight", 1, E);
+        MODEL_W(&l->ffn_norm_b, true, il, "blk.%d.ffn_norm.bias", 1, E);
+        MODEL_W(&l->ffn_gate, true, il, "blk.%d.ffn_gate.weight", 2, E, F);
+        MODEL_W(&l->ffn_up, true, il, "blk.%d.ffn_up.weight", 2, E, F);
+        MODEL_W(&l->ffn_down, true, il, "blk.%d.ffn_down.weight", 2, F, E);
     }
-#undef W
     return 0;
 }
 
