@@ -140,11 +140,12 @@ static void attn_heads(void *arg, int ith, int nth)
         j->to_f16(q, qh, hd);
         const uint16_t *kb = c->k_cache + layer_off + (size_t)kvh * hd;
         float mx = -INFINITY;
+        const float cap_inv = j->softcap > 0 ? 1.0f / j->softcap : 0.0f;
         j->qk(hd, qpos - lo + 1, kb + (size_t)lo * kv_dim, kv_dim, qh, att + lo);
         for (int p = lo; p <= qpos; p++) {
             float sc = att[p] * j->scale;
             if (j->softcap > 0)
-                sc = j->softcap * tanhf(sc / j->softcap);
+                sc = tanhf(sc * cap_inv) * j->softcap;
             att[p] = sc;
             if (sc > mx)
                 mx = sc;

@@ -7,9 +7,6 @@ enum golden_class {
     GOLDEN_FLOAT,
     GOLDEN_BF16,
     GOLDEN_QUANT,
-    /* Float weights held to a max/std of 0.012 instead of 0.0075: only gemma2-F16 (26 layers),
-     * which lands at 0.0097 — an open item, see docs/architectures.md. */
-    GOLDEN_FLOAT_OPEN,
 };
 
 /* Runs ../shared/fixtures/models/<name>.gguf on golden/prompt-0.txt, checks the logits of

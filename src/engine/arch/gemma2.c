@@ -56,7 +56,12 @@ static void gemma2_forward(struct tandem_ctx *c)
         op_matmul_n(c, 3, qkv, s->xb, T, outs);
         op_rope(c, s->q, T, hp->n_head);
         op_rope(c, s->k, T, hp->n_head_kv);
-        op_attention(c, il, T, 1.0f / sqrtf((float)hp->head_dim), hp->attn_softcap,
+        /* The query is scaled before attention (not the scores after it), as the reference
+         * engine does: the scaled query is what gets rounded to f16. */
+        const float q_scale = 1.0f / sqrtf((float)hp->head_dim);
+        for (int64_t i = 0; i < (int64_t)T * hp->n_head * hp->head_dim; i++)
+            s->q[i] *= q_scale;
+        op_attention(c, il, T, 1.0f, hp->attn_softcap,
                      il % 2 == 0 ? hp->sliding_window : 0);
         op_matmul(c, &l->wo, s->xb2, T, s->xb);
         op_rmsnorm(s->xb, s->xb, &l->post_attn_norm, T, E, hp->norm_eps);
@@ -74,10 +79,10 @@ static void gemma2_forward(struct tandem_ctx *c)
     }
     op_output(c, T, false);
     if (hp->final_softcap > 0) {
-        const float cap = hp->final_softcap;
+        const float cap = hp->final_softcap, inv = 1.0f / cap;
         const int64_t nl = (int64_t)c->n_logits * hp->n_vocab;
         for (int64_t i = 0; i < nl; i++)
-            c->s.logits[i] = cap * tanhf(c->s.logits[i] / cap);
+            c->s.logits[i] = tanhf(c->s.logits[i] * inv) * cap;
     }
 }
 
