@@ -32,7 +32,7 @@ bool tandem_arch_supported(const char *name, size_t len);
 const char *tandem_supported_archs(void);
 
 struct tandem_model;  /* weights (mmapped, shared, read-only) and hyperparameters */
-struct tandem_ctx;    /* one sequence: KV cache, scratch buffers, threads */
+struct tandem_ctx;    /* sequences (KV caches), scratch buffers, threads */
 
 /* Load a model. *out owns the mapping of the file; free it with tandem_model_free after
  * every context made from it. On error *out is NULL and errbuf holds one line. */
@@ -74,6 +74,8 @@ struct tandem_ctx_params {
     int n_ctx;      /* KV cache positions; 0 = the model's training context */
     int n_batch;    /* most tokens per tandem_decode call; 0 = 256 */
     int n_threads;  /* 0 = the number of online CPUs */
+    int n_seq;      /* independent sequences (server slots), each with n_ctx positions of KV
+                     * cache; 0 = 1. The single-sequence calls below work on sequence 0. */
 };
 
 struct tandem_ctx_params tandem_ctx_default_params(void);
@@ -101,6 +103,33 @@ size_t tandem_ctx_kv_bytes(const struct tandem_ctx *c);
 size_t tandem_ctx_scratch_bytes(const struct tandem_ctx *c);
 /* Forget positions >= n_past (n_past <= current); 0 clears the sequence. */
 int tandem_ctx_truncate(struct tandem_ctx *c, int n_past);
+
+/* ---- several sequences in one forward pass (continuous batching) ---- */
+
+/* Tokens to append to one sequence. */
+struct tandem_span {
+    int seq;                 /* 0..n_seq-1; at most one span per sequence in a call */
+    const int32_t *tokens;   /* [n] */
+    int n;                   /* >= 1 */
+    bool logits;             /* keep the logits of the span's last token */
+};
+/* Evaluates every span in one forward pass: the weights are read once for all the tokens
+ * (sum of n <= n_batch), attention stays within each sequence. Returns 0 or a negative
+ * tandem_error; on error no sequence changes. */
+int tandem_decode_spans(struct tandem_ctx *c, const struct tandem_span *spans, int n_spans);
+/* Logits of span i of the last tandem_decode_spans (NULL if it did not ask for them). Valid
+ * until the next decode. */
+const float *tandem_span_logits(const struct tandem_ctx *c, int i);
+int tandem_ctx_n_seq(const struct tandem_ctx *c);
+int tandem_seq_n_past(const struct tandem_ctx *c, int seq);
+/* Forget positions >= n_past of one sequence. */
+int tandem_seq_truncate(struct tandem_ctx *c, int seq, int n_past);
+/* Makes dst hold the first n positions of src (a shared prompt prefix computed once). */
+int tandem_seq_copy(struct tandem_ctx *c, int src, int dst, int n);
+
+/* Sentence embedding of n tokens (any n up to n_ctx): the final-norm hidden states of every
+ * token, mean-pooled and L2-normalized, into out[n_embd]. Uses (and clears) sequence seq. */
+int tandem_embed(struct tandem_ctx *c, int seq, const int32_t *tokens, int n, float *out);
 
 /* Convert the GGUF model `in` to `out` with weights in `type`: a tensor type (F32, F16, BF16,
  * Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q6_K) or a mix that keeps sensitive tensors at higher

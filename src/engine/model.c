@@ -1,5 +1,6 @@
 /* Model loading: open the GGUF, pick the architecture, bind weights as views into the mapping. */
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,8 +226,10 @@ int model__load_common_hparams(struct tandem_model *m, char *err, size_t errlen)
         if (stype.len == 6 && !memcmp(stype.ptr, "linear", 6)) {
             if (factor > 0)
                 hp->rope_freq_scale = 1.0f / factor;
-        } else if (!(stype.len == 4 && !memcmp(stype.ptr, "none", 4))) {
-            set_err(err, errlen, "%s: rope scaling type '%.*s' is not supported (linear, none)",
+        } else if (!(stype.len == 4 && !memcmp(stype.ptr, "none", 4)) &&
+                   !(stype.len == 8 && !memcmp(stype.ptr, "longrope", 8))) {
+            /* longrope is applied by the architectures that carry its factor tensors. */
+            set_err(err, errlen, "%s: rope scaling type '%.*s' is not supported (linear, longrope, none)",
                     gguf_path(m->gguf), (int)(stype.len > 32 ? 32 : stype.len), stype.ptr);
             return TANDEM_E_UNSUPPORTED;
         }
@@ -238,6 +241,26 @@ int model__load_common_hparams(struct tandem_model *m, char *err, size_t errlen)
         return TANDEM_E_FORMAT;
     }
     return 0;
+}
+
+void model__rope_scaling(const struct tandem_model *m, int n_ctx, const float **factors,
+                         float *mscale)
+{
+    const struct hparams *hp = &m->hp;
+    *factors = NULL;
+    *mscale = 1.0f;
+    if (!m->rope_long.data && !m->rope_short.data)
+        return;
+    /* Long factors once the context goes past the original one, short ones within it. */
+    const struct weight *w = n_ctx > hp->rope_orig_ctx ? &m->rope_long : &m->rope_short;
+    if (!w->data)
+        w = m->rope_long.data ? &m->rope_long : &m->rope_short;
+    *factors = w->data;
+    if (hp->rope_attn_factor > 0)
+        *mscale = hp->rope_attn_factor;
+    else if (hp->n_ctx_train > hp->rope_orig_ctx && hp->rope_orig_ctx > 1)
+        *mscale = sqrtf(1.0f + logf((float)hp->n_ctx_train / (float)hp->rope_orig_ctx) /
+                                   logf((float)hp->rope_orig_ctx));
 }
 
 static int find_arch(struct tandem_model *m, char *err, size_t errlen)

@@ -41,6 +41,8 @@ struct hparams {
     float attn_softcap;  /* cap * tanh(score / cap) on attention scores (0 = off) */
     float final_softcap; /* the same on the output logits (0 = off) */
     int n_pos_max;       /* learned position embeddings: most positions a context may hold (0 = any) */
+    int rope_orig_ctx;       /* LongRoPE: the pre-extension context (long factors beyond it) */
+    float rope_attn_factor;  /* LongRoPE: cos/sin scale from the file (0: derived) */
 };
 
 #define MAX_LAYERS 512
@@ -51,6 +53,7 @@ struct layer {
     struct weight wq, wk, wv, wo, wqkv;   /* wq [n_embd, n_head*hd], wk/wv [n_embd, n_kv*hd] */
     struct weight bq, bk, bv, bo, bqkv;   /* wqkv [n_embd, n_embd + 2*n_kv*hd] */
     struct weight post_attn_norm, post_ffn_norm;   /* gemma2: norms after attention/FFN */
+    struct weight q_norm, k_norm;         /* per-head LayerNorm weights [hd, n_head(_kv)] */
     struct weight ffn_norm, ffn_norm_b;
     struct weight ffn_gate, ffn_up, ffn_down;              /* dense FFN */
     struct weight ffn_gate_b, ffn_up_b, ffn_down_b;
@@ -78,6 +81,7 @@ struct tandem_model {
     struct weight pos_embd;     /* [n_embd, n_pos_max], learned positions (gpt2) */
     struct weight output_norm, output_norm_b;
     struct weight output;       /* [n_embd, n_vocab]; = tok_embd when tied */
+    struct weight rope_long, rope_short;  /* [n_rot/2] LongRoPE frequency divisors (phi3) */
     struct layer *layers;       /* n_layer */
     struct tokenizer *tok;      /* NULL when the metadata has none usable; see tok_err */
     char tok_err[256];
@@ -109,13 +113,20 @@ int model__weight(struct tandem_model *m, struct weight *w, bool required, int l
 int model__bind_io(struct tandem_model *m, bool norm_bias, char *err, size_t errlen);
 /* The common llama-style hyperparameters (embedding, layers, heads, ff, ctx, rope). */
 int model__load_common_hparams(struct tandem_model *m, char *err, size_t errlen);
+/* Rotary scaling of a context of n_ctx positions: LongRoPE factors (NULL when the model has
+ * none) and the cos/sin multiplier (1 when none). */
+void model__rope_scaling(const struct tandem_model *m, int n_ctx, const float **factors,
+                         float *mscale);
 
 /* ---- contexts ---- */
 struct batch {
     int n;              /* tokens in this decode */
-    int n_past;         /* position of the first */
-    const int32_t *tokens;
-    bool all_logits;    /* logits of every token, else only the last */
+    const int32_t *tokens;  /* [n] */
+    const int32_t *pos;     /* [n] position of each token in its sequence */
+    const int32_t *seq;     /* [n] sequence of each token */
+    int n_out;              /* rows whose logits are kept ... */
+    const int32_t *out;     /* [n_out] ... in this order (ascending) */
+    bool embd;              /* keep final-norm hidden states (s.embd) instead of logits */
 };
 
 /* Scratch memory sized once at context creation for n_batch tokens. */
@@ -140,7 +151,11 @@ struct scratch {
     uint16_t *ph;     /* [n_threads, n_ctx] attention probabilities in f16 */
     void *act;        /* quantized activations: n_batch rows of the widest row size */
     size_t act_size;
-    float *logits;    /* [n_batch or 1, n_vocab] */
+    float *logits;    /* [n_batch, n_vocab] rows of batch.out */
+    int32_t *pos;     /* [n_batch] */
+    int32_t *seq;     /* [n_batch] */
+    int32_t *out;     /* [n_batch] */
+    int32_t *tok;     /* [n_batch] tokens of a multi-span batch, gathered */
 };
 
 struct tandem_ctx {
@@ -149,16 +164,27 @@ struct tandem_ctx {
     int n_ctx;
     int n_batch;
     int n_threads;
-    int n_past;
-    uint16_t *k_cache;   /* [n_layer, n_ctx, n_kv*hd] f16 */
-    uint16_t *v_cache;   /* [n_layer, n_kv*hd, n_ctx] f16, transposed: one row per dimension */
+    int n_seq;
+    int *seq_past;       /* [n_seq] positions held per sequence */
+    uint16_t *k_cache;   /* [n_seq, n_layer, n_ctx, n_kv*hd] f16 */
+    uint16_t *v_cache;   /* [n_seq, n_layer, n_kv*hd, n_ctx] f16, transposed: one row per dimension */
+    const float *rope_factors;  /* [n_rot/2] per-dimension frequency divisors (LongRoPE) or NULL */
+    float rope_mscale;          /* multiplies cos/sin (LongRoPE attention factor); 1 = off */
     struct scratch s;
     struct batch batch;
     size_t kv_bytes;
     size_t scratch_bytes;
     int n_logits;        /* rows of logits of the last decode */
-    int logits_first;    /* batch index of logits row 0 */
+    int logits_first;    /* batch index of logits row 0 (tandem_decode) */
+    int n_spans;         /* spans of the last tandem_decode_spans ... */
+    int *span_row;       /* [n_seq] ... and each one's logits row (-1: none) */
 };
+/* Offset of (seq, layer) in the K cache (and V cache) in elements. */
+static inline size_t ctx__kv_off(const struct tandem_ctx *c, int seq, int il)
+{
+    const size_t kv_dim = (size_t)c->model->hp.n_head_kv * c->model->hp.head_dim;
+    return ((size_t)seq * c->model->hp.n_layer + (size_t)il) * (size_t)c->n_ctx * kv_dim;
+}
 
 /* The llama pass, shared by architectures that differ from it only in details (arch/llama.c). */
 int llama__load(struct tandem_model *m, char *err, size_t errlen);

@@ -45,6 +45,17 @@ void op_layernorm(float *out, const float *x, const struct weight *w, const stru
     }
 }
 
+void op_head_norm(float *x, const struct weight *w, int T, int n_heads, int hd, float eps)
+{
+    for (int h = 0; h < n_heads; h++) {
+        const struct weight row = op_rows_view(w, h, 1);
+        for (int t = 0; t < T; t++) {
+            float *v = x + ((int64_t)t * n_heads + h) * hd;
+            op_layernorm(v, v, &row, NULL, 1, hd, eps);
+        }
+    }
+}
+
 void op_add_bias(float *x, const struct weight *b, int T, int n)
 {
     const float *bias = b->data;
@@ -68,16 +79,18 @@ int op_embed(struct tandem_ctx *c, const struct weight *tok_embd, const int32_t 
     return 0;
 }
 
-void op_rope_prepare(struct tandem_ctx *c, int n_past, int T)
+void op_rope_prepare(struct tandem_ctx *c, int T)
 {
     const struct hparams *hp = &c->model->hp;
     const float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->n_rot);
+    const float *ff = c->rope_factors, ms = c->rope_mscale;
     for (int t = 0; t < T; t++) {
         float *cs = c->s.rope_cs + (int64_t)t * hp->n_rot;
-        float theta = (float)(n_past + t) * hp->rope_freq_scale;
+        float theta = (float)c->batch.pos[t] * hp->rope_freq_scale;
         for (int i = 0; i < hp->n_rot; i += 2) {
-            cs[i] = cosf(theta);
-            cs[i + 1] = sinf(theta);
+            const float th = ff ? theta / ff[i / 2] : theta;
+            cs[i] = cosf(th) * ms;
+            cs[i + 1] = sinf(th) * ms;
             theta *= theta_scale;
         }
     }
@@ -125,7 +138,6 @@ static void attn_heads(void *arg, int ith, int nth)
     const struct hparams *hp = &c->model->hp;
     const int hd = hp->head_dim, n_head = hp->n_head, group = hp->n_head / hp->n_head_kv;
     const int kv_dim = hp->n_head_kv * hd;
-    const size_t layer_off = (size_t)j->il * c->n_ctx * kv_dim;
     float *att = c->s.att + (size_t)ith * c->n_ctx;
     uint16_t *qh = c->s.qh + (size_t)ith * hd;
     uint16_t *ph = c->s.ph + (size_t)ith * c->n_ctx;
@@ -133,7 +145,8 @@ static void attn_heads(void *arg, int ith, int nth)
     int task;
     while ((task = pool_next(c->pool, j->T * n_head)) >= 0) {
         const int t = task / n_head, h = task % n_head, kvh = h / group;
-        const int qpos = c->n_past + t;
+        const int qpos = c->batch.pos[t];
+        const size_t layer_off = ctx__kv_off(c, c->batch.seq[t], j->il);
         const int lo = j->window > 0 && qpos - j->window + 1 > 0 ? qpos - j->window + 1 : 0;
         const float *q = c->s.q + ((int64_t)t * n_head + h) * hd;
         /* The query is rounded to f16 to meet the f16 cache in an f16 dot product. */
@@ -172,10 +185,10 @@ void op_attention(struct tandem_ctx *c, int il, int T, float scale, float softca
 {
     const struct hparams *hp = &c->model->hp;
     const int kv_dim = hp->n_head_kv * hp->head_dim;
-    const size_t layer_off = (size_t)il * c->n_ctx * kv_dim;
     for (int t = 0; t < T; t++) {
-        uint16_t *kd = c->k_cache + layer_off + (size_t)(c->n_past + t) * kv_dim;
-        uint16_t *vd = c->v_cache + layer_off + (size_t)(c->n_past + t);
+        const size_t layer_off = ctx__kv_off(c, c->batch.seq[t], il);
+        uint16_t *kd = c->k_cache + layer_off + (size_t)c->batch.pos[t] * kv_dim;
+        uint16_t *vd = c->v_cache + layer_off + (size_t)c->batch.pos[t];
         const float *ks = c->s.k + (int64_t)t * kv_dim, *vs = c->s.v + (int64_t)t * kv_dim;
         for (int i = 0; i < kv_dim; i++) {
             kd[i] = fp16_from_fp32(ks[i]);
@@ -318,16 +331,29 @@ void op_moe_ffn(struct tandem_ctx *c, const struct layer *l, int T)
 void op_output(struct tandem_ctx *c, int T, bool layernorm)
 {
     const struct tandem_model *m = c->model;
+    const struct batch *b = &c->batch;
     const int n_embd = m->hp.n_embd;
-    const int first = c->batch.all_logits ? 0 : T - 1;
-    const int rows = T - first;
-    const float *x = c->s.x + (int64_t)first * n_embd;
+    const struct weight *nb = m->output_norm_b.data ? &m->output_norm_b : NULL;
+    if (b->embd) {
+        /* Hidden states for pooling: every row normed, no output matrix. */
+        if (layernorm)
+            op_layernorm(c->s.xb, c->s.x, &m->output_norm, nb, T, n_embd, m->hp.norm_eps);
+        else
+            op_rmsnorm(c->s.xb, c->s.x, &m->output_norm, T, n_embd, m->hp.norm_eps);
+        c->n_logits = 0;
+        return;
+    }
+    /* The kept rows are ascending: gather them to the front of x (in place is safe). */
+    const int rows = b->n_out;
+    for (int j = 0; j < rows; j++)
+        if (b->out[j] != j)
+            memmove(c->s.x + (int64_t)j * n_embd, c->s.x + (int64_t)b->out[j] * n_embd,
+                    (size_t)n_embd * sizeof(float));
     if (layernorm)
-        op_layernorm(c->s.xb, x, &m->output_norm, m->output_norm_b.data ? &m->output_norm_b : NULL,
-                     rows, n_embd, m->hp.norm_eps);
+        op_layernorm(c->s.xb, c->s.x, &m->output_norm, nb, rows, n_embd, m->hp.norm_eps);
     else
-        op_rmsnorm(c->s.xb, x, &m->output_norm, rows, n_embd, m->hp.norm_eps);
-    op_matmul(c, &m->output, c->s.xb, rows, c->s.logits);
+        op_rmsnorm(c->s.xb, c->s.x, &m->output_norm, rows, n_embd, m->hp.norm_eps);
+    if (rows > 0)
+        op_matmul(c, &m->output, c->s.xb, rows, c->s.logits);
     c->n_logits = rows;
-    c->logits_first = first;
 }

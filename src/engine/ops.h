@@ -27,6 +27,9 @@ void op_rmsnorm(float *out, const float *x, const struct weight *w, int T, int n
 /* out[T, n] = layernorm(x) * w + b (b may be absent); out may alias x. */
 void op_layernorm(float *out, const float *x, const struct weight *w, const struct weight *b,
                   int T, int n, float eps);
+/* Per-head LayerNorm without bias: each head's hd values of x[T, n_heads*hd] are normalized
+ * and multiplied by that head's row of w (F32 [hd, n_heads]). */
+void op_head_norm(float *x, const struct weight *w, int T, int n_heads, int hd, float eps);
 /* x[T, n] += b[n] (F32 bias) */
 void op_add_bias(float *x, const struct weight *b, int T, int n);
 
@@ -34,8 +37,8 @@ void op_add_bias(float *x, const struct weight *b, int T, int n);
 int op_embed(struct tandem_ctx *c, const struct weight *tok_embd, const int32_t *tokens, int T,
              float *x);
 
-/* Fill c->s.rope_cs for positions n_past .. n_past+T-1. */
-void op_rope_prepare(struct tandem_ctx *c, int n_past, int T);
+/* Fill c->s.rope_cs for the positions of the batch's T tokens (c->batch.pos). */
+void op_rope_prepare(struct tandem_ctx *c, int T);
 /* Rotate the first n_rot dims of each of n_heads heads (size head_dim) in x[T, n_heads*hd]. */
 void op_rope(struct tandem_ctx *c, float *x, int T, int n_heads);
 
@@ -58,7 +61,9 @@ void op_moe_ffn(struct tandem_ctx *c, const struct layer *l, int T);
 /* Dense SwiGLU FFN from c->s.xb into c->s.x (residual add). */
 void op_swiglu_ffn(struct tandem_ctx *c, const struct layer *l, int T);
 
-/* Final norm + output matrix for the rows whose logits the batch keeps, into c->s.logits. */
+/* Final norm + output matrix for the rows whose logits the batch keeps (c->batch.out), into
+ * c->s.logits; with c->batch.embd, the final norm of every row into c->s.xb instead. Moves
+ * the kept rows of c->s.x to its front. */
 void op_output(struct tandem_ctx *c, int T, bool layernorm);
 
 #endif

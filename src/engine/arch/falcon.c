@@ -47,7 +47,7 @@ static void falcon_forward(struct tandem_ctx *c)
     const int kv_dim = hp->n_head_kv * hp->head_dim;
     const int64_t n = (int64_t)T * E;
     op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
-    op_rope_prepare(c, c->n_past, T);
+    op_rope_prepare(c, T);
     for (int il = 0; il < hp->n_layer; il++) {
         const struct layer *l = &m->layers[il];
         op_layernorm(s->xb, s->x, &l->attn_norm, &l->attn_norm_b, T, E, hp->norm_eps);

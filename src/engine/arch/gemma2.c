@@ -47,7 +47,7 @@ static void gemma2_forward(struct tandem_ctx *c)
     const float emb_scale = sqrtf((float)E);
     for (int64_t i = 0; i < n; i++)
         s->x[i] *= emb_scale;
-    op_rope_prepare(c, c->n_past, T);
+    op_rope_prepare(c, T);
     for (int il = 0; il < hp->n_layer; il++) {
         const struct layer *l = &m->layers[il];
         op_rmsnorm(s->xb, s->x, &l->attn_norm, T, E, hp->norm_eps);

@@ -43,10 +43,10 @@ static void gpt2_forward(struct tandem_ctx *c)
     const int kv_dim = hp->n_head_kv * hp->head_dim;
     const int64_t n = (int64_t)T * E;
     op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
-    /* Positions n_past.. are < n_pos_max: tandem_ctx_new caps the context to it. */
+    /* Positions are < n_ctx <= n_pos_max: tandem_ctx_new caps the context to it. */
     const struct qtype_traits *pt = quant_traits(m->pos_embd.type);
     for (int t = 0; t < T; t++) {
-        pt->to_float((const char *)m->pos_embd.data + (size_t)(c->n_past + t) * m->pos_embd.nb1,
+        pt->to_float((const char *)m->pos_embd.data + (size_t)c->batch.pos[t] * m->pos_embd.nb1,
                      s->xb, E);
         op_add(s->x + (int64_t)t * E, s->xb, E);
     }

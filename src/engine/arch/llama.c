@@ -59,7 +59,7 @@ void llama__forward(struct tandem_ctx *c)
     const int T = c->batch.n;
     const int64_t n = (int64_t)T * hp->n_embd;
     op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
-    op_rope_prepare(c, c->n_past, T);
+    op_rope_prepare(c, T);
     for (int il = 0; il < hp->n_layer; il++) {
         const struct layer *l = &m->layers[il];
         op_rmsnorm(s->xb, s->x, &l->attn_norm, T, hp->n_embd, hp->norm_eps);

@@ -14,13 +14,19 @@ static int phi3_load(struct tandem_model *m, char *err, size_t errlen)
     if ((rc = model__get_u32(m, "attention.sliding_window", false, &window, err, errlen)))
         return rc;
     hp->sliding_window = (int)window;
-    if (gguf_find_tensor(m->gguf, "rope_factors_long.weight")) {
-        /* LongRoPE scaling (128k-context variants) changes every rotation: refuse rather
-         * than run it wrong. */
-        if (err)
-            snprintf(err, errlen, "%s: LongRoPE factors (rope_factors_long.weight) are not supported yet",
-                     gguf_path(m->gguf));
-        return TANDEM_E_UNSUPPORTED;
+    /* LongRoPE (the 128k-context variants): per-dimension frequency divisors, long ones past
+     * the original context, and a cos/sin scale. */
+    const int64_t half = hp->n_rot / 2;
+    MODEL_W(&m->rope_long, false, -1, "rope_factors_long.weight", 1, half);
+    MODEL_W(&m->rope_short, false, -1, "rope_factors_short.weight", 1, half);
+    if (m->rope_long.data || m->rope_short.data) {
+        uint32_t orig = (uint32_t)hp->n_ctx_train;
+        if ((rc = model__get_u32(m, "rope.scaling.original_context_length", false, &orig, err,
+                                 errlen)) ||
+            (rc = model__get_f32(m, "rope.scaling.attn_factor", false, &hp->rope_attn_factor, err,
+                                 errlen)))
+            return rc;
+        hp->rope_orig_ctx = (int)orig;
     }
     const int64_t E = hp->n_embd, F = hp->n_ff;
     const int64_t kv_dim = (int64_t)hp->n_head_kv * hp->head_dim, qkv = E + 2 * kv_dim;
@@ -47,7 +53,7 @@ static void phi3_forward(struct tandem_ctx *c)
     const int kv_dim = hp->n_head_kv * hp->head_dim;
     const int64_t n = (int64_t)T * E;
     op_embed(c, &m->tok_embd, c->batch.tokens, T, s->x);
-    op_rope_prepare(c, c->n_past, T);
+    op_rope_prepare(c, T);
     for (int il = 0; il < hp->n_layer; il++) {
         const struct layer *l = &m->layers[il];
         op_rmsnorm(s->xb, s->x, &l->attn_norm, T, E, hp->norm_eps);
