@@ -2,7 +2,7 @@
  * KV prefix copies, embeddings, and LongRoPE factors against the equivalent linear scaling. */
 #include <math.h>
 
-#include "engine/gguf.h"
+#include "engine/gguf_variant.h"
 #include "engine/model.h"
 #include "test.h"
 #include "tandem.h"
@@ -173,63 +173,44 @@ TEST(batch_embed_pooled_normalized)
     tandem_model_free(m);
 }
 
-/* Writes a copy of src with extra keys/tensors: rope factors all `f`, an attention factor,
- * or a linear rope scaling factor. */
-static char *phi3_variant(const char *name, float f, float attn_factor, float linear)
+struct rope_variant {
+    float f, attn_factor, linear;
+    float factors[64];
+};
+
+/* Adds rope factors all `f` with an attention factor, or a linear rope scaling factor. */
+static const void *rope_edit(struct gguf_writer *w, const struct gguf *g, const struct gguf_tensor *t,
+                             void *ud)
 {
-    char err[256];
-    struct gguf *g = NULL;
-    if (gguf_open(&g, test_shared_path("fixtures/models/phi3-F16.gguf"), err, sizeof(err)))
+    struct rope_variant *v = ud;
+    if (t)
         return NULL;
-    struct gguf_writer *w = gguf_writer_new();
-    gguf_writer_copy_kv(w, g);
-    for (uint64_t i = 0;; i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(g, i);
-        if (!t)
-            break;
-        gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->size);
-    }
-    static float factors[64];
     uint32_t n_rot = 0;
     gguf_get_u32(g, "phi3.rope.dimension_count", &n_rot);
     const int64_t half = n_rot / 2;
-    for (int i = 0; i < half; i++)
-        factors[i] = f;
-    if (f > 0) {
-        gguf_writer_add_tensor(w, "rope_factors_long.weight", QTYPE_F32, 1, &half, factors,
+    for (int i = 0; i < half && i < 64; i++)
+        v->factors[i] = v->f;
+    if (v->f > 0) {
+        gguf_writer_add_tensor(w, "rope_factors_long.weight", QTYPE_F32, 1, &half, v->factors,
                                (uint64_t)half * 4);
-        gguf_writer_add_tensor(w, "rope_factors_short.weight", QTYPE_F32, 1, &half, factors,
+        gguf_writer_add_tensor(w, "rope_factors_short.weight", QTYPE_F32, 1, &half, v->factors,
                                (uint64_t)half * 4);
         gguf_writer_set_u32(w, "phi3.rope.scaling.original_context_length", 64);
-        gguf_writer_set_f32(w, "phi3.rope.scaling.attn_factor", attn_factor);
+        gguf_writer_set_f32(w, "phi3.rope.scaling.attn_factor", v->attn_factor);
     }
-    if (linear > 0) {
+    if (v->linear > 0) {
         gguf_writer_set_str(w, "phi3.rope.scaling.type", "linear");
-        gguf_writer_set_f32(w, "phi3.rope.scaling.factor", linear);
+        gguf_writer_set_f32(w, "phi3.rope.scaling.factor", v->linear);
     }
-    char *path = malloc(512);
-    snprintf(path, 512, "%s/%s.gguf", test_tmpdir(), name);
-    const int rc = gguf_writer_write(w, path, err, sizeof(err));
-    gguf_writer_free(w);
-    gguf_close(g);
-    return rc ? NULL : path;
+    return NULL;
 }
 
-static float *prompt_logits(const char *path)
+static float *rope_logits(const char *name, float f, float attn_factor, float linear, int *V)
 {
-    char err[256];
-    struct tandem_model *m = NULL;
-    if (tandem_model_load(&m, path, err, sizeof(err))) {
-        test__fail(__FILE__, __LINE__, "%s", err);
-        return NULL;
-    }
-    struct tandem_ctx *c = ctx(m, 1, 64);
-    const int V = tandem_model_n_vocab(m);
-    float *out = malloc(sizeof(float) * V);
-    if (c && tandem_decode(c, PA, 9, false) == 0)
-        memcpy(out, tandem_logits(c, -1), sizeof(float) * V);
-    tandem_ctx_free(c);
-    tandem_model_free(m);
+    struct rope_variant v = {.f = f, .attn_factor = attn_factor, .linear = linear};
+    char *path = gguf_variant("phi3-F16", name, rope_edit, &v);
+    float *out = path ? gguf_variant_logits(path, V) : NULL;
+    free(path);
     return out;
 }
 
@@ -237,16 +218,13 @@ static float *prompt_logits(const char *path)
  * scaling by 2 (dividing by a power of two is exact), and the attention factor scales cos/sin. */
 TEST(batch_phi3_longrope_factors)
 {
-    char *lr = phi3_variant("longrope", 2.0f, 1.0f, 0), *lin = phi3_variant("linear", 0, 0, 2.0f);
-    char *lr_att = phi3_variant("longrope_att", 2.0f, 1.2f, 0);
-    char *base = test_shared_path("fixtures/models/phi3-F16.gguf");
-    REQUIRE(lr && lin && lr_att);
-    float *a = prompt_logits(lr), *b = prompt_logits(lin), *c = prompt_logits(lr_att),
-          *d = prompt_logits(base);
+    int V = 0;
+    float *a = rope_logits("longrope", 2.0f, 1.0f, 0, &V), *b = rope_logits("linear", 0, 0, 2.0f, &V),
+          *c = rope_logits("longrope_att", 2.0f, 1.2f, 0, &V), *d = rope_logits("plain", 0, 0, 0, &V);
     REQUIRE(a && b && c && d);
-    CHECK(memcmp(a, b, sizeof(float) * 64) == 0);
-    CHECK(max_rel_diff(a, c, 64) > 1e-3f);
-    CHECK(max_rel_diff(a, d, 64) > 1e-3f);
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)V) == 0);
+    CHECK(gguf_variant_rel_diff(a, c, V) > 1e-3f);
+    CHECK(gguf_variant_rel_diff(a, d, V) > 1e-3f);
     free(a);
     free(b);
     free(c);
