@@ -18,6 +18,9 @@ static const struct command commands[] = {
     {"run", cmd_run, "generate text from a prompt"},
     {"chat", cmd_chat, "chat with a model in the terminal"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
+    {"serve", cmd_serve, "serve the OpenAI API over local models"},
+    {"pull", cmd_pull, "download a GGUF model into the local cache (resumable)"},
+    {"models", cmd_models, "list the models in the local cache"},
 };
 
 static void usage(FILE *f)
