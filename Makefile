@@ -106,11 +106,18 @@ deps:
 	else echo "deps: npm packages present"; fi
 
 DEMO_MODEL ?= ../shared/models/stories260K.gguf
+DEMO_PORT  ?= 8080
+# Sets everything up, then serves the demo model until Ctrl-C.
 demo: deps all
-	@if [ ! -f $(DEMO_MODEL) ]; then echo "demo model $(DEMO_MODEL) not found: pass DEMO_MODEL=/path/to/model.gguf" >&2; exit 1; fi
-	$(BUILD)/tandem inspect $(DEMO_MODEL) | sed -n '1,12p'
-	$(BUILD)/tandem run -m $(DEMO_MODEL) -p "Once upon a time, there was a little robot" -n 96 --temp 0 --echo
-	$(BUILD)/tandem bench -m $(DEMO_MODEL) -p 64 -n 64 -r 3
+	@if [ ! -f $(DEMO_MODEL) ]; then \
+		echo "demo model $(DEMO_MODEL) not found."; \
+		echo "Get a GGUF model, e.g.:  $(BUILD)/tandem pull hf://ggml-org/models/tinyllamas/stories260K.gguf"; \
+		echo "then:                    make demo DEMO_MODEL=~/.cache/tandem/models/stories260K.gguf"; \
+		exit 1; fi
+	@echo "Serving $(DEMO_MODEL) at http://127.0.0.1:$(DEMO_PORT)  (Ctrl-C stops it). Try, in another terminal:"
+	@echo "  curl http://127.0.0.1:$(DEMO_PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"model\": \"$(basename $(notdir $(DEMO_MODEL)))\", \"messages\": [{\"role\": \"user\", \"content\": \"Tell me a story\"}], \"max_tokens\": 64}'"
+	@exec $(BUILD)/tandem serve -m $(DEMO_MODEL) --port $(DEMO_PORT)
 
 format:
 	clang-format -i $(ALL_SRC) $(wildcard src/*/*.h src/*/*/*.h include/*.h tests/*/*.c tests/*.h tests/*.c)
