@@ -763,11 +763,15 @@ int server_start(struct server **out, const struct server_config *cfg, char *err
             goto fail;
         s->n_models++;
         sm->m = local_model_engine(sm->lm);
-        char msg[256];
+        char msg[256] = "";
         if (chat_template_from_gguf(&sm->tmpl, sm->m->gguf, NULL, msg, sizeof(msg))) {
             snprintf(err, errlen, "%s: chat template: %s", local_model_name(sm->lm), msg);
             goto fail;
         }
+        if (chat_template_flags(sm->tmpl) & (CHAT_TEMPLATE_UNKNOWN | CHAT_TEMPLATE_FALLBACK))
+            fprintf(stderr, "tandem serve: warning: %s: %s (chat requests use the %s format)\n",
+                    local_model_name(sm->lm), msg[0] ? msg : "chat template unusable",
+                    chat_family_name(chat_template_family(sm->tmpl)));
         const int32_t bos = tandem_token_bos(sm->m), eos = tandem_token_eos(sm->m);
         int n = bos >= 0 ? tandem_token_to_piece(sm->m, bos, sm->bos, sizeof(sm->bos) - 1, true) : 0;
         sm->bos[n > 0 && n < (int)sizeof(sm->bos) ? n : 0] = 0;
