@@ -290,6 +290,13 @@ static int begin_body(struct pull *p)
     return 0;
 }
 
+/* Keeps the first four bytes of the file: they must be the GGUF magic. */
+static void note_magic(struct pull *p, const unsigned char *data, size_t n)
+{
+    for (size_t i = 0; p->magic_len < 4 && i < n; i++)
+        p->magic[p->magic_len++] = data[i];
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct pull *p = ud;
@@ -298,8 +305,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
         return 0;
     if (!p->body_started && begin_body(p))
         return 0;
-    for (size_t i = 0; p->magic_len < 4 && i < n; i++)
-        p->magic[p->magic_len++] = (unsigned char)data[i];
+    note_magic(p, (const unsigned char *)data, n);
     if (p->magic_len == 4 && memcmp(p->magic, "GGUF", 4)) {
         p->fail = PULL_FAIL_MAGIC;
         return 0;
@@ -327,6 +333,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 /* ---- steps ---- */
 
 /* Hashes what the .part already holds and positions the file at its end. */
+static void part_chunk_seen(void *arg, const unsigned char *data, size_t n)
+{
+    struct pull *p = arg;
+    note_magic(p, data, n);
+    p->written += n;
+}
+
 static int hash_existing_part(struct pull *p)
 {
     unsigned char *buf = malloc(HASH_CHUNK);
@@ -335,26 +348,9 @@ static int hash_existing_part(struct pull *p)
         goto out;
     p->have = p->written = 0;
     p->magic_len = 0;
-    if (lseek(p->fd, 0, SEEK_SET) != 0)
+    if (lseek(p->fd, 0, SEEK_SET) != 0 ||
+        model_cache_digest_fd(p->md, p->fd, buf, HASH_CHUNK, &interrupted, part_chunk_seen, p))
         goto out;
-    for (;;) {
-        if (interrupted) {
-            errno = EINTR;
-            goto out;
-        }
-        ssize_t n = read(p->fd, buf, HASH_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto out;
-        if (n == 0)
-            break;
-        for (ssize_t i = 0; p->magic_len < 4 && i < n; i++)
-            p->magic[p->magic_len++] = buf[i];
-        if (!EVP_DigestUpdate(p->md, buf, (size_t)n))
-            goto out;
-        p->written += (uint64_t)n;
-    }
     p->have = p->written;
     rc = 0;
 out:

@@ -308,6 +308,29 @@ void model_cache_format_params(uint64_t n, char *buf, size_t cap)
         snprintf(buf, cap, "%" PRIu64, n);
 }
 
+int model_cache_digest_fd(EVP_MD_CTX *ctx, int fd, unsigned char *buf, size_t cap,
+                          const volatile sig_atomic_t *stop,
+                          void (*seen)(void *arg, const unsigned char *data, size_t n), void *arg)
+{
+    for (;;) {
+        if (stop && *stop) {
+            errno = EINTR;
+            return -1;
+        }
+        ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
+            return -1;
+        if (seen)
+            seen(arg, buf, (size_t)n);
+    }
+}
+
 int model_cache_sha256_file(const char *path, char *out)
 {
     int rc = MODEL_CACHE_E_IO, fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -318,19 +341,9 @@ int model_cache_sha256_file(const char *path, char *out)
         rc = MODEL_CACHE_E_NOMEM;
         goto out;
     }
-    if (fd < 0 || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+    if (fd < 0 || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+        model_cache_digest_fd(ctx, fd, buf, HASH_CHUNK, NULL, NULL, NULL))
         goto out;
-    for (;;) {
-        ssize_t n = read(fd, buf, HASH_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto out;
-        if (n == 0)
-            break;
-        if (!EVP_DigestUpdate(ctx, buf, (size_t)n))
-            goto out;
-    }
     if (!EVP_DigestFinal_ex(ctx, md, &md_len) || md_len != 32)
         goto out;
     for (unsigned i = 0; i < 32; i++)
@@ -467,33 +480,6 @@ int model_cache_part_info_write(const char *path, const struct model_cache_part_
     return write_atomic(path, buf, strlen(buf));
 }
 
-/* general.file_type as llama.cpp numbers it (the engine keeps the same table for its model
- * descriptions); falls back to the tensor type holding most of the bytes. */
-static const char *file_type_name(const struct gguf *g)
-{
-    static const char *names[] = {
-        [0] = "F32",     [1] = "F16",     [2] = "Q4_0",    [3] = "Q4_1",    [7] = "Q8_0",
-        [8] = "Q5_0",    [9] = "Q5_1",    [10] = "Q2_K",   [11] = "Q3_K_S", [12] = "Q3_K_M",
-        [13] = "Q3_K_L", [14] = "Q4_K_S", [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M",
-        [18] = "Q6_K",   [32] = "BF16",
-    };
-    uint32_t ft;
-    if (gguf_get_u32(g, "general.file_type", &ft) == 0 && ft < sizeof(names) / sizeof(names[0]) &&
-        names[ft])
-        return names[ft];
-    uint64_t bytes[QTYPE_COUNT] = {0};
-    for (uint64_t i = 0; i < gguf_tensor_count(g); i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(g, i);
-        bytes[t->type] += t->size;
-    }
-    int best = 0;
-    for (int t = 1; t < QTYPE_COUNT; t++)
-        if (bytes[t] > bytes[best])
-            best = t;
-    if (!gguf_tensor_count(g))
-        return "";
-    return quant_traits(best) ? quant_traits(best)->name : "?";
-}
 
 /* Reads what the listing shows from a complete file's GGUF header. */
 static void entry_read_gguf(struct model_cache_entry *e)
@@ -513,7 +499,7 @@ static void entry_read_gguf(struct model_cache_entry *e)
         }
         e->arch[n] = 0;
     }
-    snprintf(e->type, sizeof(e->type), "%s", file_type_name(g));
+    snprintf(e->type, sizeof(e->type), "%s", gguf_file_type_name(g));
     for (uint64_t i = 0; i < gguf_tensor_count(g); i++)
         e->n_params += (uint64_t)gguf_tensor_nelements(gguf_tensor_at(g, i));
     gguf_close(g);

@@ -2,6 +2,8 @@
 #ifndef TANDEM_CLI_MODEL_CACHE_H
 #define TANDEM_CLI_MODEL_CACHE_H
 
+#include <openssl/evp.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +55,13 @@ void model_cache_format_params(uint64_t n, char *buf, size_t cap);
 
 /* SHA-256 of a whole file as 64 lowercase hex digits (out: at least 65 bytes). */
 int model_cache_sha256_file(const char *path, char *out);
+/* Feeds fd from its current offset to end of file into ctx (already initialised), reading
+ * through buf (cap bytes). seen (may be NULL) gets each chunk after it is hashed; stop (may be
+ * NULL) is polled before every read, and once it is set the call fails with errno EINTR.
+ * Returns 0 at end of file, -1 when a read or the digest fails (errno kept). */
+int model_cache_digest_fd(EVP_MD_CTX *ctx, int fd, unsigned char *buf, size_t cap,
+                          const volatile sig_atomic_t *stop,
+                          void (*seen)(void *arg, const unsigned char *data, size_t n), void *arg);
 /* Whether s is 64 hex digits; if so and norm is not NULL, copies it lowercased (65 bytes). */
 bool model_cache_sha256_parse(const char *s, char *norm);
 /* Reads the hex digest stored in a <name>.sha256 file; 0 on success. */

@@ -1250,3 +1250,29 @@ int64_t gguf_arr_i64(const struct gguf_value *arr, uint64_t i)
         return v.v.u64 > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v.v.u64;
     return v.v.i64;
 }
+
+const char *gguf_file_type_name(const struct gguf *g)
+{
+    static const char *names[] = {
+        [0] = "F32", [1] = "F16", [2] = "Q4_0", [3] = "Q4_1", [7] = "Q8_0", [8] = "Q5_0",
+        [9] = "Q5_1", [10] = "Q2_K", [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L",
+        [14] = "Q4_K_S", [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K",
+        [32] = "BF16",
+    };
+    uint32_t ft;
+    if (gguf_get_u32(g, "general.file_type", &ft) == 0 && ft < sizeof(names) / sizeof(names[0]) &&
+        names[ft])
+        return names[ft];
+    if (!gguf_tensor_count(g))
+        return "";
+    uint64_t bytes[QTYPE_COUNT] = {0};
+    for (uint64_t i = 0; i < gguf_tensor_count(g); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(g, i);
+        bytes[t->type] += t->size;
+    }
+    int best = 0;
+    for (int t = 1; t < QTYPE_COUNT; t++)
+        if (bytes[t] > bytes[best])
+            best = t;
+    return quant_traits(best) ? quant_traits(best)->name : "?";
+}

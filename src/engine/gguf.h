@@ -136,6 +136,9 @@ const struct gguf_tensor *gguf_tensor_at(const struct gguf *g, uint64_t i);
 /* By name, or NULL (hash lookup). */
 const struct gguf_tensor *gguf_find_tensor(const struct gguf *g, const char *name);
 int64_t gguf_tensor_nelements(const struct gguf_tensor *t);
+/* The file's weight type as general.file_type names it ("Q4_K_M", llama.cpp's numbering), or
+ * when absent or unknown the tensor type holding most of the bytes; "" without tensors. */
+const char *gguf_file_type_name(const struct gguf *g);
 
 /* ---- writer: builds a new file; metadata and tensor infos first, data streamed after. ---- */
 struct gguf_writer;

@@ -138,46 +138,42 @@ static int add_node(struct cc *c, uint8_t kind, uint32_t *out)
     return 0;
 }
 
+/* Appends count elements of elem bytes from v to the array *arr (*n in use, *cap allocated, at
+ * most max); *first gets the index of the first. */
+static int append(struct cc *c, void **arr, uint32_t *n, uint32_t *cap, size_t elem, uint32_t max,
+                  const void *v, size_t count, uint32_t *first)
+{
+    int rc = grow(arr, cap, (uint64_t)*n + count, elem, max);
+    if (rc)
+        return too_big(c, rc);
+    if (count)
+        memcpy((char *)*arr + (size_t)*n * elem, v, count * elem);
+    *first = *n;
+    *n += (uint32_t)count;
+    return 0;
+}
+
 static int add_bytes(struct cc *c, const char *p, size_t n, uint32_t *off)
 {
     struct json_schema *s = c->s;
     if (n > JSON__MAX_NAME)
         return fail(c, JSON_SCHEMA_E_UNSUPPORTED, "a property name or enum value is too long");
-    int rc = grow((void **)&s->bytes, &s->cap_bytes, (uint64_t)s->n_bytes + n, 1, JSON__MAX_BYTES);
-    if (rc)
-        return too_big(c, rc);
-    memcpy(s->bytes + s->n_bytes, p, n);
-    *off = s->n_bytes;
-    s->n_bytes += (uint32_t)n;
-    return 0;
+    return append(c, (void **)&s->bytes, &s->n_bytes, &s->cap_bytes, 1, JSON__MAX_BYTES, p, n,
+                  off);
 }
 
 static int add_strs(struct cc *c, const struct json__str *v, uint32_t n, uint32_t *first)
 {
     struct json_schema *s = c->s;
-    int rc = grow((void **)&s->strs, &s->cap_strs, (uint64_t)s->n_strs + n, sizeof(*s->strs),
-                  UINT32_MAX / 2);
-    if (rc)
-        return too_big(c, rc);
-    if (n)
-        memcpy(s->strs + s->n_strs, v, n * sizeof(*v));
-    *first = s->n_strs;
-    s->n_strs += n;
-    return 0;
+    return append(c, (void **)&s->strs, &s->n_strs, &s->cap_strs, sizeof(*s->strs),
+                  UINT32_MAX / 2, v, n, first);
 }
 
 static int add_list(struct cc *c, const uint32_t *v, uint32_t n, uint32_t *first)
 {
     struct json_schema *s = c->s;
-    int rc = grow((void **)&s->list, &s->cap_list, (uint64_t)s->n_list + n, sizeof(*s->list),
-                  UINT32_MAX / 2);
-    if (rc)
-        return too_big(c, rc);
-    if (n)
-        memcpy(s->list + s->n_list, v, n * sizeof(*v));
-    *first = s->n_list;
-    s->n_list += n;
-    return 0;
+    return append(c, (void **)&s->list, &s->n_list, &s->cap_list, sizeof(*s->list),
+                  UINT32_MAX / 2, v, n, first);
 }
 
 /* ---- literals (enum, const, true/false/null) ---- */

@@ -281,30 +281,6 @@ static int find_arch(struct tandem_model *m, char *err, size_t errlen)
     return TANDEM_E_UNSUPPORTED;
 }
 
-static const char *file_type_name(const struct tandem_model *m)
-{
-    static const char *names[] = {
-        [0] = "F32", [1] = "F16", [2] = "Q4_0", [3] = "Q4_1", [7] = "Q8_0", [8] = "Q5_0",
-        [9] = "Q5_1", [10] = "Q2_K", [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L",
-        [14] = "Q4_K_S", [15] = "Q4_K_M", [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K",
-        [32] = "BF16",
-    };
-    uint32_t ft;
-    if (gguf_get_u32(m->gguf, "general.file_type", &ft) == 0 && ft < sizeof(names) / sizeof(names[0]) &&
-        names[ft])
-        return names[ft];
-    /* No (known) file type: name the type holding most of the weight bytes. */
-    uint64_t bytes[QTYPE_COUNT] = {0};
-    for (uint64_t i = 0; i < gguf_tensor_count(m->gguf); i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(m->gguf, i);
-        bytes[t->type] += t->size;
-    }
-    int best = 0;
-    for (int t = 1; t < QTYPE_COUNT; t++)
-        if (bytes[t] > bytes[best])
-            best = t;
-    return quant_traits(best) ? quant_traits(best)->name : "?";
-}
 
 int tandem_model_load(struct tandem_model **out, const char *path, char *err, size_t errlen)
 {
@@ -353,7 +329,7 @@ int tandem_model_load(struct tandem_model **out, const char *path, char *err, si
         snprintf(size, sizeof(size), "%.0fM", p / 1e6);
     else
         snprintf(size, sizeof(size), "%.0fK", p / 1e3);
-    snprintf(m->desc, sizeof(m->desc), "%s %s %s", m->arch->name, size, file_type_name(m));
+    snprintf(m->desc, sizeof(m->desc), "%s %s %s", m->arch->name, size, gguf_file_type_name(m->gguf));
     *out = m;
     return 0;
 fail:

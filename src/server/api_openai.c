@@ -140,6 +140,28 @@ static int type_err(struct parse_ctx *c, const char *param, const char *expected
                 param, expected, type_name(v));
 }
 
+static int missing(struct parse_ctx *c, const char *param)
+{
+    return fail(c, "missing_required_parameter", param, "Missing required parameter: '%s'.",
+                param);
+}
+
+static int empty_array(struct parse_ctx *c, const char *param)
+{
+    return fail(c, "empty_array", param,
+                "Invalid '%s': empty array. Expected an array with minimum length 1, but got "
+                "an empty array instead.",
+                param);
+}
+
+static int array_too_long(struct parse_ctx *c, const char *param, size_t max, size_t n)
+{
+    return fail(c, "array_above_max_length", param,
+                "Invalid '%s': array too long. Expected an array with maximum length %zu, but "
+                "got an array with length %zu instead.",
+                param, max, n);
+}
+
 /* Counts n more bytes of text against the request's limit. */
 static int add_text(struct parse_ctx *c, size_t n, const char *param)
 {
@@ -181,19 +203,28 @@ static int get_string(struct parse_ctx *c, json_t *obj, const char *key, const c
     return 0;
 }
 
+/* A 400 for a number outside its range; bound and got are already formatted. */
+static int range_err(struct parse_ctx *c, const char *param, bool integer, bool below,
+                     const char *bound, const char *got)
+{
+    static const char *const codes[2][2] = {
+        {"decimal_above_max_value", "decimal_below_min_value"},
+        {"integer_above_max_value", "integer_below_min_value"},
+    };
+    return fail(c, codes[integer][below], param,
+                "Invalid '%s': %s %s value. Expected a value %s %s, but got %s instead.", param,
+                integer ? "integer" : "decimal", below ? "below minimum" : "above maximum",
+                below ? ">=" : "<=", bound, got);
+}
+
 static int check_range(struct parse_ctx *c, const char *param, double x, double lo, double hi)
 {
-    if (x < lo)
-        return fail(c, "decimal_below_min_value", param,
-                    "Invalid '%s': decimal below minimum value. Expected a value >= %g, but got "
-                    "%g instead.",
-                    param, lo, x);
-    if (x > hi)
-        return fail(c, "decimal_above_max_value", param,
-                    "Invalid '%s': decimal above maximum value. Expected a value <= %g, but got "
-                    "%g instead.",
-                    param, hi, x);
-    return 0;
+    if (!(x < lo) && !(x > hi))
+        return 0;
+    char bound[32], got[32];
+    snprintf(bound, sizeof(bound), "%g", x < lo ? lo : hi);
+    snprintf(got, sizeof(got), "%g", x);
+    return range_err(c, param, false, x < lo, bound, got);
 }
 
 static int get_number(struct parse_ctx *c, json_t *obj, const char *key, double lo, double hi,
@@ -214,17 +245,12 @@ static int get_number(struct parse_ctx *c, json_t *obj, const char *key, double 
 static int check_int_range(struct parse_ctx *c, const char *param, long long x, long long lo,
                            long long hi)
 {
-    if (x < lo)
-        return fail(c, "integer_below_min_value", param,
-                    "Invalid '%s': integer below minimum value. Expected a value >= %lld, but got "
-                    "%lld instead.",
-                    param, lo, x);
-    if (x > hi)
-        return fail(c, "integer_above_max_value", param,
-                    "Invalid '%s': integer above maximum value. Expected a value <= %lld, but got "
-                    "%lld instead.",
-                    param, hi, x);
-    return 0;
+    if (x >= lo && x <= hi)
+        return 0;
+    char bound[32], got[32];
+    snprintf(bound, sizeof(bound), "%lld", x < lo ? lo : hi);
+    snprintf(got, sizeof(got), "%lld", x);
+    return range_err(c, param, true, x < lo, bound, got);
 }
 
 /* An optional integer in [lo, hi]; *present tells whether it was given. */
@@ -265,10 +291,7 @@ static int parse_content_parts(struct parse_ctx *c, json_t *parts, size_t mi, co
     size_t n = json_array_size(parts), total = 0;
     snprintf(param, sizeof(param), "messages[%zu].content", mi);
     if (n == 0)
-        return fail(c, "empty_array", param,
-                    "Invalid '%s': empty array. Expected an array with minimum length 1, but got "
-                    "an empty array instead.",
-                    param);
+        return empty_array(c, param);
     for (size_t j = 0; j < n; j++) {
         json_t *part = json_array_get(parts, j);
         snprintf(param, sizeof(param), "messages[%zu].content[%zu]", mi, j);
@@ -277,8 +300,7 @@ static int parse_content_parts(struct parse_ctx *c, json_t *parts, size_t mi, co
         json_t *type = json_object_get(part, "type");
         snprintf(param, sizeof(param), "messages[%zu].content[%zu].type", mi, j);
         if (!type)
-            return fail(c, "missing_required_parameter", param, "Missing required parameter: '%s'.",
-                        param);
+            return missing(c, param);
         if (!json_is_string(type))
             return type_err(c, param, "a string", type);
         const char *t = json_string_value(type);
@@ -300,8 +322,7 @@ static int parse_content_parts(struct parse_ctx *c, json_t *parts, size_t mi, co
         json_t *text = json_object_get(part, field);
         snprintf(param, sizeof(param), "messages[%zu].content[%zu].%s", mi, j, field);
         if (!text)
-            return fail(c, "missing_required_parameter", param, "Missing required parameter: '%s'.",
-                        param);
+            return missing(c, param);
         if (!json_is_string(text))
             return type_err(c, param, "a string", text);
         size_t len = json_string_length(text);
@@ -338,8 +359,7 @@ static int parse_message(struct parse_ctx *c, json_t *m, size_t i, struct api_me
     json_t *role = json_object_get(m, "role");
     snprintf(param, sizeof(param), "messages[%zu].role", i);
     if (!role)
-        return fail(c, "missing_required_parameter", param, "Missing required parameter: '%s'.",
-                    param);
+        return missing(c, param);
     if (!json_is_string(role))
         return type_err(c, param, "a string", role);
     out->role = known_role(json_string_value(role));
@@ -354,8 +374,7 @@ static int parse_message(struct parse_ctx *c, json_t *m, size_t i, struct api_me
     if (!content || json_is_null(content)) {
         /* Only an assistant turn may omit content (it carried tool calls or a refusal). */
         if (strcmp(out->role, "assistant"))
-            return fail(c, "missing_required_parameter", param, "Missing required parameter: '%s'.",
-                        param);
+            return missing(c, param);
         out->content = "";
     } else if (json_is_string(content)) {
         if (add_text(c, json_string_length(content), param))
@@ -384,20 +403,14 @@ static int parse_messages(struct parse_ctx *c, json_t *root)
 {
     json_t *msgs = json_object_get(root, "messages");
     if (!msgs || json_is_null(msgs))
-        return fail(c, "missing_required_parameter", "messages",
-                    "Missing required parameter: 'messages'.");
+        return missing(c, "messages");
     if (!json_is_array(msgs))
         return type_err(c, "messages", "an array", msgs);
     size_t n = json_array_size(msgs);
     if (n == 0)
-        return fail(c, "empty_array", "messages",
-                    "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-                    "but got an empty array instead.");
+        return empty_array(c, "messages");
     if (n > c->lim.max_messages)
-        return fail(c, "array_above_max_length", "messages",
-                    "Invalid 'messages': array too long. Expected an array with maximum length "
-                    "%zu, but got an array with length %zu instead.",
-                    c->lim.max_messages, n);
+        return array_too_long(c, "messages", c->lim.max_messages, n);
     c->r->messages = ctx_array(c, n, sizeof(*c->r->messages));
     if (!c->r->messages)
         return -1;
@@ -464,8 +477,7 @@ static int parse_prompt(struct parse_ctx *c, json_t *root)
 {
     json_t *p = json_object_get(root, "prompt");
     if (!p || json_is_null(p))
-        return fail(c, "missing_required_parameter", "prompt",
-                    "Missing required parameter: 'prompt'.");
+        return missing(c, "prompt");
     if (json_is_array(p)) {
         size_t n = json_array_size(p);
         if (n == 0)
@@ -529,22 +541,16 @@ static int parse_embedding(struct parse_ctx *c, json_t *root)
     struct api_request *r = c->r;
     json_t *in = json_object_get(root, "input");
     if (!in || json_is_null(in))
-        return fail(c, "missing_required_parameter", "input",
-                    "Missing required parameter: 'input'.");
+        return missing(c, "input");
     const char *const unsupported_tokens =
         "Invalid 'input': token id inputs are not supported; send strings.";
     size_t n = 1;
     if (json_is_array(in)) {
         n = json_array_size(in);
         if (n == 0)
-            return fail(c, "empty_array", "input",
-                        "Invalid 'input': empty array. Expected an array with minimum length 1, "
-                        "but got an empty array instead.");
+            return empty_array(c, "input");
         if (n > c->lim.max_inputs)
-            return fail(c, "array_above_max_length", "input",
-                        "Invalid 'input': array too long. Expected an array with maximum length "
-                        "%zu, but got an array with length %zu instead.",
-                        c->lim.max_inputs, n);
+            return array_too_long(c, "input", c->lim.max_inputs, n);
     } else if (!json_is_string(in)) {
         return type_err(c, "input", "a string or an array of strings", in);
     }
@@ -631,10 +637,7 @@ static int parse_stop(struct parse_ctx *c, json_t *root)
     if (!json_is_array(v))
         return type_err(c, "stop", "a string or an array of strings", v);
     if (json_array_size(v) > API_MAX_STOP)
-        return fail(c, "array_above_max_length", "stop",
-                    "Invalid 'stop': array too long. Expected an array with maximum length %d, "
-                    "but got an array with length %zu instead.",
-                    API_MAX_STOP, json_array_size(v));
+        return array_too_long(c, "stop", API_MAX_STOP, json_array_size(v));
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *s = json_array_get(v, i);
         char param[96];
@@ -722,8 +725,7 @@ static int parse_response_format(struct parse_ctx *c, json_t *root)
         return type_err(c, "response_format", "an object", rf);
     json_t *type = json_object_get(rf, "type");
     if (!type)
-        return fail(c, "missing_required_parameter", "response_format.type",
-                    "Missing required parameter: 'response_format.type'.");
+        return missing(c, "response_format.type");
     if (!json_is_string(type))
         return type_err(c, "response_format.type", "a string", type);
     const char *t = json_string_value(type);
@@ -743,14 +745,12 @@ static int parse_response_format(struct parse_ctx *c, json_t *root)
 
     json_t *js = json_object_get(rf, "json_schema");
     if (!js)
-        return fail(c, "missing_required_parameter", "response_format.json_schema",
-                    "Missing required parameter: 'response_format.json_schema'.");
+        return missing(c, "response_format.json_schema");
     if (!json_is_object(js))
         return type_err(c, "response_format.json_schema", "an object", js);
     json_t *name = json_object_get(js, "name");
     if (!name)
-        return fail(c, "missing_required_parameter", "response_format.json_schema.name",
-                    "Missing required parameter: 'response_format.json_schema.name'.");
+        return missing(c, "response_format.json_schema.name");
     if (!json_is_string(name))
         return type_err(c, "response_format.json_schema.name", "a string", name);
     r->schema_name = json_string_value(name);
@@ -759,8 +759,7 @@ static int parse_response_format(struct parse_ctx *c, json_t *root)
         return type_err(c, "response_format.json_schema.strict", "a boolean", strict);
     json_t *schema = json_object_get(js, "schema");
     if (!schema)
-        return fail(c, "missing_required_parameter", "response_format.json_schema.schema",
-                    "Missing required parameter: 'response_format.json_schema.schema'.");
+        return missing(c, "response_format.json_schema.schema");
     if (!json_is_object(schema))
         return type_err(c, "response_format.json_schema.schema", "an object", schema);
     /* Two passes of json_dumpb keep the text in request memory (and off jansson's allocator). */

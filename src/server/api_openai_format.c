@@ -195,6 +195,16 @@ static char *sse_free(json_t *doc)
     return dump_free(doc, "data: ", "\n\n");
 }
 
+/* The document as compact JSON unless the build failed (bad); drops the reference to doc. */
+static char *doc_free(json_t *doc, int bad)
+{
+    if (bad) {
+        json_decref(doc);
+        return NULL;
+    }
+    return dump_free(doc, "", "");
+}
+
 /* ---- pieces ---- */
 
 static json_t *usage_json(const struct api_usage *u)
@@ -248,6 +258,12 @@ static json_t *chat_token_json(const char *tok, size_t len, float lp)
     return o;
 }
 
+/* How many top alternatives of t to report: n_top clamped to [0, API_MAX_TOP_LOGPROBS]. */
+static int top_count(const struct api_token_logprob *t)
+{
+    return t->n_top < 0 ? 0 : t->n_top > API_MAX_TOP_LOGPROBS ? API_MAX_TOP_LOGPROBS : t->n_top;
+}
+
 /* {"content":[...],"refusal":null} */
 static json_t *chat_logprobs_json(const struct api_result *r)
 {
@@ -258,9 +274,7 @@ static json_t *chat_logprobs_json(const struct api_result *r)
         const struct api_token_logprob *t = &r->logprobs[i];
         json_t *e = chat_token_json(t->token, t->token_len, t->logprob), *top = json_array();
         bad |= !e || !top;
-        int n_top = t->n_top < 0                      ? 0
-                    : t->n_top > API_MAX_TOP_LOGPROBS ? API_MAX_TOP_LOGPROBS
-                                                      : t->n_top;
+        int n_top = top_count(t);
         for (int k = 0; !bad && k < n_top; k++)
             bad |=
                 push(top, chat_token_json(t->top[k].token, t->top[k].token_len, t->top[k].logprob));
@@ -333,9 +347,7 @@ static json_t *legacy_logprobs_json(const struct api_result *r)
         off += count_chars(t->token, t->token_len);
         json_t *top = json_object();
         bad |= !top;
-        int n_top = t->n_top < 0                      ? 0
-                    : t->n_top > API_MAX_TOP_LOGPROBS ? API_MAX_TOP_LOGPROBS
-                                                      : t->n_top;
+        int n_top = top_count(t);
         for (int k = 0; !bad && k < n_top; k++) {
             json_t *key = legacy_token_json(t->top[k].token, t->top[k].token_len);
             bad |= !key;
@@ -411,11 +423,7 @@ char *api_chat_response_json(const struct api_result *r)
     json_decref(msg);
     json_decref(choice);
     json_decref(choices);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return dump_free(doc, "", "");
+    return doc_free(doc, bad);
 }
 
 char *api_completion_response_json(const struct api_result *r)
@@ -438,11 +446,7 @@ char *api_completion_response_json(const struct api_result *r)
     }
     json_decref(choice);
     json_decref(choices);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return dump_free(doc, "", "");
+    return doc_free(doc, bad);
 }
 
 /* The tail of every chunk: system_fingerprint, then usage as the stream asked for it. */
@@ -454,6 +458,27 @@ static int chunk_tail(json_t *doc, const struct api_result *r)
     else if (r->usage_null)
         bad |= put(doc, "usage", json_null());
     return bad;
+}
+
+/* Finishes a chunk: choices (reference dropped), then the tail; a usage-only chunk without usage
+ * says "usage":null. The SSE event, or NULL when the build failed (bad) or runs out of memory. */
+static char *chunk_sse(json_t *doc, json_t *choices, int bad, const struct api_result *r,
+                       bool usage_only)
+{
+    if (!bad) {
+        bad |= put(doc, "choices", json_incref(choices));
+        if (usage_only && !r->usage)
+            bad |= put(doc, "system_fingerprint", json_string(FINGERPRINT)) ||
+                   put(doc, "usage", json_null());
+        else
+            bad |= chunk_tail(doc, r);
+    }
+    json_decref(choices);
+    if (bad) {
+        json_decref(doc);
+        return NULL;
+    }
+    return sse_free(doc);
 }
 
 char *api_chat_chunk_sse(const struct api_result *r, bool role_first, bool usage_only)
@@ -484,20 +509,7 @@ char *api_chat_chunk_sse(const struct api_result *r, bool role_first, bool usage
         json_decref(delta);
         json_decref(choice);
     }
-    if (!bad) {
-        bad |= put(doc, "choices", json_incref(choices));
-        if (usage_only && !r->usage)
-            bad |= put(doc, "system_fingerprint", json_string(FINGERPRINT)) ||
-                   put(doc, "usage", json_null());
-        else
-            bad |= chunk_tail(doc, r);
-    }
-    json_decref(choices);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return sse_free(doc);
+    return chunk_sse(doc, choices, bad, r, usage_only);
 }
 
 char *api_completion_chunk_sse(const struct api_result *r, bool usage_only)
@@ -520,20 +532,7 @@ char *api_completion_chunk_sse(const struct api_result *r, bool usage_only)
         }
         json_decref(choice);
     }
-    if (!bad) {
-        bad |= put(doc, "choices", json_incref(choices));
-        if (usage_only && !r->usage)
-            bad |= put(doc, "system_fingerprint", json_string(FINGERPRINT)) ||
-                   put(doc, "usage", json_null());
-        else
-            bad |= chunk_tail(doc, r);
-    }
-    json_decref(choices);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return sse_free(doc);
+    return chunk_sse(doc, choices, bad, r, usage_only);
 }
 
 const char *api_sse_done(void)
@@ -559,11 +558,7 @@ char *api_error_json(const struct api_error *e)
         bad |= put(doc, "error", json_incref(err));
     }
     json_decref(err);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return dump_free(doc, "", "");
+    return doc_free(doc, bad);
 }
 
 char *api_models_json(const char *const *ids, const char *const *owners, size_t n, int64_t created)
@@ -587,11 +582,7 @@ char *api_models_json(const char *const *ids, const char *const *owners, size_t 
         bad |= put(doc, "data", json_incref(data));
     }
     json_decref(data);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return dump_free(doc, "", "");
+    return doc_free(doc, bad);
 }
 
 /* ---- embeddings: built by hand (a million json_real objects would be slow) ---- */

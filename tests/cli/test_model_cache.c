@@ -131,25 +131,29 @@ TEST(model_cache_names)
 
 TEST(model_cache_format)
 {
-    char b[32];
-    model_cache_format_size(0, b, sizeof(b));
-    CHECK_STR(b, "0 B");
-    model_cache_format_size(1023, b, sizeof(b));
-    CHECK_STR(b, "1023 B");
-    model_cache_format_size(1185376, b, sizeof(b));
-    CHECK_STR(b, "1.1 MiB");
-    model_cache_format_size(4ull << 30, b, sizeof(b));
-    CHECK_STR(b, "4.0 GiB");
-    model_cache_format_size(700ull << 20, b, sizeof(b));
-    CHECK_STR(b, "700 MiB");
-    model_cache_format_size(UINT64_MAX, b, sizeof(b));
-    CHECK_STR(b, "16 EiB");
-    model_cache_format_params(292800, b, sizeof(b));
-    CHECK_STR(b, "293K");
-    model_cache_format_params(1100048384, b, sizeof(b));
-    CHECK_STR(b, "1.1B");
-    model_cache_format_params(7, b, sizeof(b));
-    CHECK_STR(b, "7");
+    static const struct {
+        bool params; /* model_cache_format_params, else model_cache_format_size */
+        uint64_t n;
+        const char *want;
+    } cases[] = {
+        {false, 0, "0 B"},
+        {false, 1023, "1023 B"},
+        {false, 1185376, "1.1 MiB"},
+        {false, 4ull << 30, "4.0 GiB"},
+        {false, 700ull << 20, "700 MiB"},
+        {false, UINT64_MAX, "16 EiB"},
+        {true, 292800, "293K"},
+        {true, 1100048384, "1.1B"},
+        {true, 7, "7"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char b[32];
+        if (cases[i].params)
+            model_cache_format_params(cases[i].n, b, sizeof(b));
+        else
+            model_cache_format_size(cases[i].n, b, sizeof(b));
+        CHECK_STR(b, cases[i].want);
+    }
 }
 
 TEST(model_cache_sha256)
