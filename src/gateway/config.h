@@ -8,13 +8,13 @@
 
 enum gw_config_error {
     GW_CONFIG_OK = 0,
-    GW_CONFIG_E_ARG = -1,      /* bad parameter */
+    GW_CONFIG_E_ARG = -1, /* bad parameter */
     GW_CONFIG_E_NOMEM = -2,
-    GW_CONFIG_E_IO = -3,       /* the file cannot be read, or the dump cannot be written */
-    GW_CONFIG_E_SYNTAX = -4,   /* not well-formed YAML (libyaml's own message) */
-    GW_CONFIG_E_INVALID = -5,  /* well-formed YAML that breaks the schema or a cross-check */
-    GW_CONFIG_E_LIMIT = -6,    /* over a size, count or nesting bound, or unsupported YAML */
-    GW_CONFIG_E_ENV = -7,      /* an `env:VAR` secret whose variable is unset or unusable */
+    GW_CONFIG_E_IO = -3,      /* the file cannot be read, or the dump cannot be written */
+    GW_CONFIG_E_SYNTAX = -4,  /* not well-formed YAML (libyaml's own message) */
+    GW_CONFIG_E_INVALID = -5, /* well-formed YAML that breaks the schema or a cross-check */
+    GW_CONFIG_E_LIMIT = -6,   /* over a size, count or nesting bound, or unsupported YAML */
+    GW_CONFIG_E_ENV = -7,     /* an `env:VAR` secret whose variable is unset or unusable */
 };
 const char *gw_config_strerror(int err);
 
@@ -22,14 +22,14 @@ const char *gw_config_strerror(int err);
 #define GW_CONFIG_MAX_FILE_BYTES (1u << 20)
 #define GW_CONFIG_MAX_MODELS 256
 #define GW_CONFIG_MAX_ROUTES 256
-#define GW_CONFIG_MAX_TARGETS 64     /* per route, targets and fallback each */
-#define GW_CONFIG_MAX_STRING 4096    /* bytes in any one scalar */
-#define GW_CONFIG_MAX_NAME 128       /* bytes in a model or route name */
-#define GW_CONFIG_MAX_DEPTH 16       /* nesting of mappings and lists */
+#define GW_CONFIG_MAX_TARGETS 64  /* per route, targets and fallback each */
+#define GW_CONFIG_MAX_STRING 4096 /* bytes in any one scalar */
+#define GW_CONFIG_MAX_NAME 128    /* bytes in a model or route name */
+#define GW_CONFIG_MAX_DEPTH 16    /* nesting of mappings and lists */
 
 enum gw_model_kind {
-    GW_MODEL_LOCAL,      /* a GGUF file run by the local engine */
-    GW_MODEL_PROVIDER,   /* an upstream API */
+    GW_MODEL_LOCAL,    /* a GGUF file run by the local engine */
+    GW_MODEL_PROVIDER, /* an upstream API */
 };
 
 enum gw_provider {
@@ -46,10 +46,10 @@ const char *gw_provider_name(enum gw_provider p);
 const char *gw_provider_default_base_url(enum gw_provider p);
 
 enum gw_privacy_action {
-    GW_PRIVACY_ALLOW,          /* send as is (detections are still counted and audited) */
-    GW_PRIVACY_ROUTE_LOCAL,    /* a prompt with PII goes to privacy.local_model instead */
-    GW_PRIVACY_PSEUDONYMIZE,   /* PII replaced by placeholders upstream, restored in the answer */
-    GW_PRIVACY_BLOCK,          /* a prompt with PII is refused */
+    GW_PRIVACY_ALLOW,        /* send as is (detections are still counted and audited) */
+    GW_PRIVACY_ROUTE_LOCAL,  /* a prompt with PII goes to privacy.local_model instead */
+    GW_PRIVACY_PSEUDONYMIZE, /* PII replaced by placeholders upstream, restored in the answer */
+    GW_PRIVACY_BLOCK,        /* a prompt with PII is refused */
     GW_PRIVACY_ACTION_COUNT
 };
 const char *gw_privacy_action_name(enum gw_privacy_action a);
@@ -74,9 +74,9 @@ enum gw_pii_kind {
 const char *gw_pii_kind_name(enum gw_pii_kind k);
 
 enum gw_route_strategy {
-    GW_ROUTE_ORDERED,        /* first healthy target, the next on failure */
-    GW_ROUTE_WEIGHTED,       /* random by target weight, the others as fallback */
-    GW_ROUTE_LEAST_LATENCY,  /* the target with the lowest recent latency first */
+    GW_ROUTE_ORDERED,       /* first healthy target, the next on failure */
+    GW_ROUTE_WEIGHTED,      /* random by target weight, the others as fallback */
+    GW_ROUTE_LEAST_LATENCY, /* the target with the lowest recent latency first */
     GW_ROUTE_STRATEGY_COUNT
 };
 const char *gw_route_strategy_name(enum gw_route_strategy s);
@@ -88,93 +88,93 @@ struct gw_config_pos {
 
 struct gw_privacy {
     enum gw_privacy_action action;
-    const char *local_model;   /* NULL or the name of a local model (required for route_local) */
-    unsigned detect;           /* bit set of enum gw_pii_kind; default GW_PII_ALL */
+    const char *local_model; /* NULL or the name of a local model (required for route_local) */
+    unsigned detect;         /* bit set of enum gw_pii_kind; default GW_PII_ALL */
     struct gw_config_pos pos;
 };
 
 /* Engine options of a local model; 0 means "the engine's default". */
 struct gw_local {
-    const char *path;   /* GGUF file, as written (relative paths are from the working dir) */
-    int slots;          /* parallel sequences (`slots`, or its synonym `parallel`) */
-    int ctx_size;       /* context positions per slot */
-    int threads;        /* compute threads */
-    int batch;          /* tokens per decode step */
+    const char *path; /* GGUF file, as written (relative paths are from the working dir) */
+    int slots;        /* parallel sequences (`slots`, or its synonym `parallel`) */
+    int ctx_size;     /* context positions per slot */
+    int threads;      /* compute threads */
+    int batch;        /* tokens per decode step */
 };
 
 struct gw_price {
-    double input_per_mtok;    /* USD per million prompt tokens, >= 0 */
-    double output_per_mtok;   /* USD per million completion tokens, >= 0 */
+    double input_per_mtok;  /* USD per million prompt tokens, >= 0 */
+    double output_per_mtok; /* USD per million completion tokens, >= 0 */
 };
 
 struct gw_timeouts {
-    int connect_ms;      /* TCP + TLS handshake (default 10 000) */
-    int first_byte_ms;   /* request sent to first response byte (default 60 000) */
-    int total_ms;        /* whole exchange, streaming included (default 600 000) */
+    int connect_ms;    /* TCP + TLS handshake (default 10 000) */
+    int first_byte_ms; /* request sent to first response byte (default 60 000) */
+    int total_ms;      /* whole exchange, streaming included (default 600 000) */
 };
 
 struct gw_retries {
-    int max;          /* extra attempts after a retryable failure (default 2) */
-    int backoff_ms;   /* first delay, doubled per attempt (default 250) */
+    int max;        /* extra attempts after a retryable failure (default 2) */
+    int backoff_ms; /* first delay, doubled per attempt (default 250) */
 };
 
 struct gw_upstream {
     enum gw_provider provider;
-    const char *base_url;      /* never NULL after loading; no trailing '/' */
-    const char *api_key;       /* SECRET: the resolved key, or NULL when none is configured */
-    const char *api_key_env;   /* the variable name when written as `env:VAR`, else NULL */
-    const char *model;         /* upstream model id (default: the model's name) */
+    const char *base_url;    /* never NULL after loading; no trailing '/' */
+    const char *api_key;     /* SECRET: the resolved key, or NULL when none is configured */
+    const char *api_key_env; /* the variable name when written as `env:VAR`, else NULL */
+    const char *model;       /* upstream model id (default: the model's name) */
     struct gw_price price;
     struct gw_timeouts timeouts;
     struct gw_retries retries;
 };
 
 struct gw_model {
-    const char *name;   /* what clients put in "model" */
+    const char *name; /* what clients put in "model" */
     enum gw_model_kind kind;
-    struct gw_local local;         /* kind == GW_MODEL_LOCAL */
-    struct gw_upstream upstream;   /* kind == GW_MODEL_PROVIDER */
-    bool has_privacy;              /* a per-model override of the top-level privacy policy */
+    struct gw_local local;       /* kind == GW_MODEL_LOCAL */
+    struct gw_upstream upstream; /* kind == GW_MODEL_PROVIDER */
+    bool has_privacy;            /* a per-model override of the top-level privacy policy */
     struct gw_privacy privacy;
     struct gw_config_pos pos;
 };
 
 struct gw_route_target {
-    const char *model;   /* the name of a model in gw_config.models */
-    int weight;          /* >= 1; default 1 (only the weighted strategy uses it) */
+    const char *model; /* the name of a model in gw_config.models */
+    int weight;        /* >= 1; default 1 (only the weighted strategy uses it) */
 };
 
 struct gw_route {
-    const char *name;   /* public name clients may put in "model" */
+    const char *name; /* public name clients may put in "model" */
     enum gw_route_strategy strategy;
     struct gw_route_target *targets;
     size_t n_targets;
-    const char **fallback;   /* model names tried, in order, after every target failed */
+    const char **fallback; /* model names tried, in order, after every target failed */
     size_t n_fallback;
     struct gw_config_pos pos;
 };
 
 struct gw_limits {
-    size_t max_body_bytes;   /* request bodies above are refused with 413 (default 4 MiB) */
-    int max_messages;        /* messages per chat request (default 1024) */
-    int max_tokens;          /* cap on a request's max_tokens; 0: no cap (default 0) */
-    int queue;               /* requests waiting per local model before 503 (default 64) */
+    size_t max_body_bytes; /* request bodies above are refused with 413 (default 4 MiB) */
+    int max_messages;      /* messages per chat request (default 1024) */
+    int max_tokens;        /* cap on a request's max_tokens; 0: no cap (default 0) */
+    int queue;             /* requests waiting per local model before 503 (default 64) */
 };
 
 /* A loaded configuration. Every string and array is owned by the struct and lives until
  * gw_config_free; the struct is immutable after loading, so any number of threads may read
  * it while a new one is being built (SIGHUP reload). */
 struct gw_config {
-    const char *source;        /* the name given for errors (the file path) */
-    const char *listen_host;   /* "127.0.0.1", "::1", "0.0.0.0", a host name */
-    int listen_port;           /* 0..65535 (0: an ephemeral port) */
+    const char *source;      /* the name given for errors (the file path) */
+    const char *listen_host; /* "127.0.0.1", "::1", "0.0.0.0", a host name */
+    int listen_port;         /* 0..65535 (0: an ephemeral port) */
     struct gw_model *models;
     size_t n_models;
     struct gw_route *routes;
     size_t n_routes;
-    struct gw_privacy privacy;   /* default: action allow, detect all */
+    struct gw_privacy privacy; /* default: action allow, detect all */
     struct gw_limits limits;
-    struct gw_mem *mem__;        /* internal: the allocations behind every pointer above */
+    struct gw_mem *mem__; /* internal: the allocations behind every pointer above */
 };
 
 /* Parses `len` bytes of YAML text. `name_for_errors` (may be NULL: "<config>") prefixes every
