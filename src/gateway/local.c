@@ -38,7 +38,7 @@ struct local_job {
     atomic_int refs;
     atomic_bool cancelled;
     uint64_t gen;            /* the model's cancel_gen when queued */
-    struct local_sink sink;
+    struct gen_sink sink;
     int32_t *prompt;
     int n_prompt;
     struct sampler_config sampling;
@@ -70,7 +70,7 @@ struct slot {
     char *text;              /* generated text (for stop strings), grown by doubling */
     size_t text_len, text_cap, emitted;
     char *piece;             /* [piece_cap] */
-    struct local_logprob *lp;  /* [lp_cap] logprobs of tokens not yet emitted */
+    struct gen_logprob *lp;  /* [lp_cap] logprobs of tokens not yet emitted */
     int n_lp, lp_cap;
 };
 
@@ -126,7 +126,7 @@ void local_job_cancel(struct local_job *j)
         atomic_store(&j->cancelled, true);
 }
 
-static struct local_job *job_new(const struct local_job_params *p, const struct local_sink *sink)
+static struct local_job *job_new(const struct local_job_params *p, const struct gen_sink *sink)
 {
     struct local_job *j = calloc(1, sizeof(*j));
     if (!j)
@@ -348,7 +348,7 @@ static void slot_sample(struct local_model *lm, struct slot *s, const float *log
     if ((j->sampling.logprobs || j->sampling.n_probs > 0) && s->n_lp < s->lp_cap) {
         struct sampler_logprobs lp;
         if (sampler_logprobs(s->smp, &lp) == 0) {
-            struct local_logprob *o = &s->lp[s->n_lp++];
+            struct gen_logprob *o = &s->lp[s->n_lp++];
             o->token = lp.token;
             o->logprob = lp.logprob;
             o->n_top = lp.n_top;
@@ -540,7 +540,7 @@ static void *sched_main(void *arg)
 }
 
 int local_submit(struct local_model *lm, const struct local_job_params *p,
-                 const struct local_sink *sink, struct local_job **out)
+                 const struct gen_sink *sink, struct local_job **out)
 {
     if (out)
         *out = NULL;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engine/sampler.h"
+#include "gateway/sink.h"
 
 struct tandem_model;
 struct json_schema;
@@ -59,29 +60,6 @@ struct local_stats {
 };
 void local_model_stats(struct local_model *lm, struct local_stats *out);
 
-/* One token's log-probabilities as the API reports them. */
-struct local_logprob {
-    int32_t token;
-    float logprob;
-    int n_top;
-    struct sampler_token_logprob top[SAMPLER_MAX_TOP_LOGPROBS];
-};
-
-/* Where a job's output goes. Every callback runs on the scheduler thread and must not block
- * (write to a buffer or a non-blocking stream). */
-struct local_sink {
-    /* Required. Final text (valid UTF-8, never split inside a character), with the
-     * log-probabilities of the tokens that completed it (n_lp may be 0). */
-    void (*text)(void *ud, const char *text, size_t len, const struct local_logprob *lp,
-                 int n_lp);
-    /* Required. Called exactly once, last: reason "stop", "length" or "cancelled"; counts. */
-    void (*done)(void *ud, const char *reason, int prompt_tokens, int cached_tokens,
-                 int completion_tokens);
-    /* May be NULL. Polled each step: true ends the job at once (client gone). */
-    bool (*gone)(void *ud);
-    void *ud;
-};
-
 struct local_job_params {
     const int32_t *prompt;      /* [n_prompt], copied */
     int n_prompt;
@@ -98,7 +76,7 @@ struct local_job;
 /* Queues a job; output goes to sink until its done() call. *out (may be NULL) is a reference
  * for local_job_cancel / local_job_release. */
 int local_submit(struct local_model *lm, const struct local_job_params *p,
-                 const struct local_sink *sink, struct local_job **out);
+                 const struct gen_sink *sink, struct local_job **out);
 /* Asks the scheduler to end the job (done() still comes, reason "cancelled"). */
 void local_job_cancel(struct local_job *j);
 void local_job_release(struct local_job *j);  /* accepts NULL */

@@ -176,7 +176,7 @@ struct gen {
     bool done;
     char *text;
     size_t text_len, text_cap;
-    struct local_logprob *lps;
+    struct gen_logprob *lps;
     size_t n_lps, lps_cap;
     const char *reason;
     struct api_usage usage;
@@ -197,7 +197,7 @@ static void gen_free(struct gen *g)
 
 /* API logprobs of n tokens; token texts go to `pieces` (n * (1 + top) * PIECE_MAX bytes). */
 static struct api_token_logprob *convert_logprobs(const struct tandem_model *m,
-                                                  const struct local_logprob *lp, size_t n,
+                                                  const struct gen_logprob *lp, size_t n,
                                                   char **pieces_out)
 {
     *pieces_out = NULL;
@@ -247,7 +247,7 @@ static void stream_send(struct gen *g, char *event)
     free(event);
 }
 
-static void sink_text(void *ud, const char *text, size_t len, const struct local_logprob *lp,
+static void sink_text(void *ud, const char *text, size_t len, const struct gen_logprob *lp,
                       int n_lp)
 {
     struct gen *g = ud;
@@ -273,7 +273,7 @@ static void sink_text(void *ud, const char *text, size_t len, const struct local
                 size_t cap = g->lps_cap ? g->lps_cap * 2 : 64;
                 while (cap < g->n_lps + (size_t)n_lp)
                     cap *= 2;
-                struct local_logprob *l = realloc(g->lps, cap * sizeof(*l));
+                struct gen_logprob *l = realloc(g->lps, cap * sizeof(*l));
                 if (l) {
                     g->lps = l;
                     g->lps_cap = cap;
@@ -528,7 +528,7 @@ static void handle_generate(struct server *s, struct http_req *r, enum api_kind 
         jp.sampling.logit_bias = bias;
         jp.sampling.n_logit_bias = rq.n_logit_bias;
     }
-    struct local_sink sink = {.text = sink_text, .done = sink_done, .gone = sink_gone, .ud = g};
+    struct gen_sink sink = {.text = sink_text, .done = sink_done, .gone = sink_gone, .ud = g};
     if (!rq.stream && rq.echo && rq.prompt) {
         const size_t pl = strlen(rq.prompt);
         sink_text(g, rq.prompt, pl, NULL, 0);

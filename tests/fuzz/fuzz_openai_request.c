@@ -139,7 +139,8 @@ static void format_all(const struct api_request *req)
     int n_top = req->top_logprobs; /* 0..API_MAX_TOP_LOGPROBS, checked by check_request */
     static struct api_token_logprob lp[MAX_FUZZ_TOKENS];
     size_t n_lp = make_logprobs(lp, text, n, n_top);
-    struct api_usage usage = {.prompt_tokens = (int)(n % 1000), .completion_tokens = (int)n_lp,
+    struct api_usage usage = {.prompt_tokens = (int)(n % 1000),
+                              .completion_tokens = (int)n_lp,
                               .cached_tokens = req->n_stop};
     struct api_result r = {.id = req->user ? req->user : "chatcmpl-fuzz",
                            .created = 1721995200,
@@ -284,7 +285,8 @@ static void check_request(const struct api_request *r, enum api_kind kind,
 /* The error contract: a client status, a type, one JSON document for the body. */
 static void check_error(const struct api_error *e)
 {
-    if (e->status < 400 || e->status > 599 || !e->type || !memchr(e->message, 0, sizeof(e->message)))
+    if (e->status < 400 || e->status > 599 || !e->type ||
+        !memchr(e->message, 0, sizeof(e->message)))
         abort();
     json_t *d = take_doc(api_error_json(e));
     json_t *err = json_object_get(d, "error");
@@ -299,8 +301,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const enum api_kind kinds[] = {API_CHAT, API_COMPLETION, API_EMBEDDING};
     struct api_limits lims[2];
     api_limits_default(&lims[0]);
-    lims[1] = (struct api_limits){.max_messages = 2, .max_tokens = 16, .max_text_bytes = 48,
-                                  .max_logit_bias = 2, .max_inputs = 2};
+    lims[1] = (struct api_limits){.max_messages = 2,
+                                  .max_tokens = 16,
+                                  .max_text_bytes = 48,
+                                  .max_logit_bias = 2,
+                                  .max_inputs = 2};
     for (size_t k = 0; k < 3; k++) {
         for (size_t l = 0; l < 2; l++) {
             struct api_request req;

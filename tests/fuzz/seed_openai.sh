@@ -40,4 +40,4 @@ put_sch '{"type":["boolean","null"]}' 'false'
 put_sch '{"type":"string","minLength":2,"format":"date-time"}' '"2024-07-26T12:00:00Z \ud83d\ude00"'
 put_sch '{"type":"integer"}' '-1234567890123456'
 put_sch '{"type":"object","additionalProperties":{"type":"string"}}' '{"k\"ey": "v", "x": ""}'
-echo "seeded $(ls "$req" | wc -l) request bodies into $req, $(ls "$sch" | wc -l) schema pairs into $sch"
+echo "corpora: $(ls "$req" | wc -l) files in $req, $(ls "$sch" | wc -l) in $sch"
