@@ -103,7 +103,7 @@ deps:
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install nodejs and npm" >&2; exit 1; fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; }
 	@# The official client libraries the end-to-end tests use (versions pinned by package-lock.json).
-	@if [ ! -d tests/e2e/node/node_modules/openai ]; then \
+	@if [ ! -d tests/e2e/node/node_modules/openai ] || [ ! -d tests/e2e/node/node_modules/@anthropic-ai/sdk ]; then \
 		cd tests/e2e/node && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "deps: npm packages present"; fi
 

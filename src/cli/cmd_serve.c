@@ -32,7 +32,8 @@ static void usage(FILE *f)
             "  --max-tokens N        largest max_tokens a client may ask for (default 32768)\n"
             "  --max-messages N      most chat messages per request (default 1024)\n"
             "  --grace SECONDS       on SIGTERM, how long running streams may finish (default 10)\n"
-            "  --config FILE         a configuration file (models, routes, providers)\n");
+            "  --config FILE         a gateway configuration (local and cloud models, routes,\n"
+            "                        privacy; docs/config.md) instead of -m; SIGHUP reloads it\n");
 }
 
 static char *default_name(const char *path)
@@ -53,6 +54,7 @@ int cmd_serve(int argc, char **argv)
     struct local_config models[SERVE_MAX_MODELS];
     char *names[SERVE_MAX_MODELS] = {0};
     int n_models = 0, slots = 4, ctx = 0, threads = 0, batch = 0, queue = 0, port = 8080, v = 0;
+    bool listen_given = false;
     int status = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
@@ -80,9 +82,11 @@ int cmd_serve(int argc, char **argv)
             names[n_models - 1] = strdup(val);
         } else if (!strcmp(a, "--host")) {
             cfg.http.host = val;
+            listen_given = true;
         } else if (!strcmp(a, "--port")) {
             if (args_int(cmd, a, val, 0, 65535, &port))
                 goto out;
+            listen_given = true;
         } else if (!strcmp(a, "-np") || !strcmp(a, "--parallel")) {
             if (args_int(cmd, a, val, 1, 64, &slots))
                 goto out;
@@ -113,34 +117,36 @@ int cmd_serve(int argc, char **argv)
             if (args_int(cmd, a, val, 1, 3600, &cfg.shutdown_grace_s))
                 goto out;
         } else if (!strcmp(a, "--config")) {
-            fprintf(stderr, "tandem serve: --config %s: configuration files arrive with the "
-                            "gateway; use -m for local models for now\n", val);
-            goto out;
+            cfg.config_path = val;
         } else {
             fprintf(stderr, "tandem serve: unknown option %s (see tandem serve --help)\n", a);
             goto out;
         }
     }
-    if (!n_models) {
-        usage(stderr);
+    if (!n_models == !cfg.config_path) {
+        if (n_models)
+            fprintf(stderr, "tandem serve: give either -m models or --config FILE, not both\n");
+        else
+            usage(stderr);
         goto out;
     }
-    for (int i = 0; i < n_models; i++) {
+    for (int i = 0; i < n_models; i++)
         models[i].name = names[i];
-        models[i].n_slots = slots;
-        models[i].n_ctx = ctx;
-        models[i].n_threads = threads;
-        models[i].n_batch = batch;
-        models[i].queue_max = queue;
-    }
     cfg.models = models;
     cfg.n_models = n_models;
+    cfg.default_slots = slots;
+    cfg.default_ctx = ctx;
+    cfg.default_threads = threads;
+    cfg.queue_max = queue;
+    cfg.default_batch = batch;
     cfg.http.port = port;
+    cfg.listen_override = listen_given;
     /* Signals go to the thread that waits for them, never to the server's threads. */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     struct server *srv = NULL;
@@ -149,14 +155,19 @@ int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tandem serve: %s\n", err);
         goto out;
     }
-    const char *host = cfg.http.host ? cfg.http.host : "127.0.0.1";
-    printf("tandem serve: listening on http://%s:%d (", host, server_port(srv));
-    for (int i = 0; i < n_models; i++)
-        printf("%s%s", i ? ", " : "", names[i]);
-    printf("; %d slots each)\n", slots);
+    printf("tandem serve: listening on http://%s:%d (%s)\n", server_host(srv), server_port(srv),
+           cfg.config_path ? cfg.config_path : "models from the command line");
     fflush(stdout);
     int sig = 0;
-    sigwait(&set, &sig);
+    for (;;) {
+        sigwait(&set, &sig);
+        if (sig != SIGHUP)
+            break;
+        if (server_reload(srv, err, sizeof(err)))
+            fprintf(stderr, "tandem serve: reload failed, keeping the running configuration: %s\n", err);
+        else
+            fprintf(stderr, "tandem serve: configuration reloaded from %s\n", cfg.config_path);
+    }
     fprintf(stderr, "tandem serve: %s received, finishing running requests (up to %d s)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.shutdown_grace_s);
     server_stop(srv);

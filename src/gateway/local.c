@@ -46,7 +46,7 @@ struct local_job {
     int max_tokens;
     char **stop;
     int n_stop;
-    const struct json_schema *schema;
+    struct json_schema *schema;  /* owned */
     bool json_object;
     struct local_job *next;  /* queue link */
 };
@@ -106,6 +106,7 @@ struct local_model {
 
 static void job_free(struct local_job *j)
 {
+    json_schema_free(j->schema);
     free(j->prompt);
     free(j->bias);
     for (int i = 0; i < j->n_stop; i++)
@@ -129,8 +130,10 @@ void local_job_cancel(struct local_job *j)
 static struct local_job *job_new(const struct local_job_params *p, const struct gen_sink *sink)
 {
     struct local_job *j = calloc(1, sizeof(*j));
-    if (!j)
+    if (!j) {
+        json_schema_free(p->schema);
         return NULL;
+    }
     atomic_init(&j->refs, 1);
     atomic_init(&j->cancelled, false);
     j->sink = *sink;
@@ -545,14 +548,20 @@ int local_submit(struct local_model *lm, const struct local_job_params *p,
     if (out)
         *out = NULL;
     if (!lm || !p || !sink || !sink->text || !sink->done || p->n_prompt < 1 || !p->prompt ||
-        p->n_stop < 0 || (p->n_stop && !p->stop))
+        p->n_stop < 0 || (p->n_stop && !p->stop)) {
+        if (p)
+            json_schema_free(p->schema);
         return LOCAL_E_ARG;
+    }
     const int32_t n_vocab = tandem_model_n_vocab(lm->model);
-    for (int i = 0; i < p->n_prompt; i++)
+    int bad = p->n_prompt >= lm->n_ctx ? LOCAL_E_TOO_LONG : 0;
+    for (int i = 0; i < p->n_prompt && !bad; i++)
         if (p->prompt[i] < 0 || p->prompt[i] >= n_vocab)
-            return LOCAL_E_ARG;
-    if (p->n_prompt >= lm->n_ctx)
-        return LOCAL_E_TOO_LONG;
+            bad = LOCAL_E_ARG;
+    if (bad) {
+        json_schema_free(p->schema);
+        return bad;
+    }
     struct local_job *j = job_new(p, sink);
     if (!j)
         return LOCAL_E_NOMEM;

@@ -67,7 +67,8 @@ struct local_job_params {
     int max_tokens;             /* <= 0: until the context is full */
     const char *const *stop;    /* stop strings, copied */
     int n_stop;
-    const struct json_schema *schema;  /* constrained output, or NULL (must outlive the job) */
+    struct json_schema *schema; /* constrained output, or NULL; the job takes ownership (it is
+                                 * freed when the job ends, also when local_submit fails) */
     bool json_object;           /* any JSON object (schema NULL) */
 };
 
