@@ -1,5 +1,6 @@
 /* Anthropic Messages: request parsing into struct api_request, and message, event, error JSON. */
 #include "server/api_anthropic.h"
+#include "server/api_json.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -9,15 +10,13 @@
 #include <string.h>
 
 #define INVALID "invalid_request_error"
-/* A hard cap on any one document we build (a reply is bounded by max_tokens anyway). */
-#define MAX_DOC_BYTES ((size_t)1 << 31)
 
 /* ==== request ==== */
 
 struct actx {
     struct api_limits lim;
-    struct api_error *err;
-    size_t text_bytes; /* all text so far, against lim.max_text_bytes */
+    struct api_json_ctx j; /* j.err: where errors go */
+    size_t text_bytes;     /* all text so far, against lim.max_text_bytes */
 };
 
 /* A 400 invalid_request_error; the message starts with the param path, as Anthropic's do.
@@ -31,55 +30,23 @@ __attribute__((format(printf, 3, 4))) static int fail(struct actx *c, const char
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (param)
-        api_error_set(c->err, 400, INVALID, NULL, param, "%s: %s", param, msg);
+        api_error_set(c->j.err, 400, INVALID, NULL, param, "%s: %s", param, msg);
     else
-        api_error_set(c->err, 400, INVALID, NULL, NULL, "%s", msg);
+        api_error_set(c->j.err, 400, INVALID, NULL, NULL, "%s", msg);
     return -1;
 }
 
 static int fail_nomem(struct actx *c)
 {
-    api_error_set(c->err, 500, "api_error", NULL, NULL, "Out of memory parsing the request.");
+    api_error_set(c->j.err, 500, "api_error", NULL, NULL, "Out of memory parsing the request.");
     return -1;
-}
-
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "unknown";
-}
-
-static int type_err(struct actx *c, const char *param, const char *expected, const json_t *v)
-{
-    return fail(c, param, "Input should be %s, but got %s.", expected, type_name(v));
-}
-
-static int missing(struct actx *c, const char *param)
-{
-    return fail(c, param, "Field required");
 }
 
 /* Counts n more bytes of text against the request's limit: 413 beyond it. */
 static int add_text(struct actx *c, size_t n, const char *param)
 {
     if (n > c->lim.max_text_bytes || c->text_bytes > c->lim.max_text_bytes - n) {
-        api_error_set(c->err, 413, "request_too_large", NULL, param,
+        api_error_set(c->j.err, 413, "request_too_large", NULL, param,
                       "%s: the request has too much text: at most %zu bytes are allowed across "
                       "the system prompt, all messages and stop sequences.",
                       param, c->lim.max_text_bytes);
@@ -87,24 +54,6 @@ static int add_text(struct actx *c, size_t n, const char *param)
     }
     c->text_bytes += n;
     return 0;
-}
-
-/* An optional field: NULL when absent or JSON null. */
-static json_t *opt(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
-}
-
-/* Sets key to v, taking the reference; a NULL v (OOM) fails. */
-static int put(json_t *obj, const char *key, json_t *v)
-{
-    return v ? json_object_set_new(obj, key, v) : -1;
-}
-
-static int push(json_t *arr, json_t *v)
-{
-    return v ? json_array_append_new(arr, v) : -1;
 }
 
 /* Block types Anthropic defines that tandem's text-only models cannot take. */
@@ -132,13 +81,11 @@ static int parse_blocks(struct actx *c, json_t *blocks, const char *base, json_t
         json_t *b = json_array_get(blocks, j);
         snprintf(param, sizeof(param), "%s.%zu", base, j);
         if (!json_is_object(b))
-            return type_err(c, param, "an object", b);
-        json_t *type = json_object_get(b, "type");
+            return api_json_type_error(&c->j, param, "an object", b);
         snprintf(param, sizeof(param), "%s.%zu.type", base, j);
+        json_t *type = api_json_need(&c->j, b, "type", API_JSON_KIND_STRING, param);
         if (!type)
-            return missing(c, param);
-        if (!json_is_string(type))
-            return type_err(c, param, "a string", type);
+            return -1;
         const char *t = json_string_value(type);
         if (strcmp(t, "text")) {
             if (is_unsupported_block(t))
@@ -148,12 +95,10 @@ static int parse_blocks(struct actx *c, json_t *blocks, const char *base, json_t
                             t);
             return fail(c, param, "Input tag '%.40s' is not one of the expected tags: 'text'.", t);
         }
-        json_t *text = json_object_get(b, "text");
         snprintf(param, sizeof(param), "%s.%zu.text", base, j);
+        json_t *text = api_json_need(&c->j, b, "text", API_JSON_KIND_STRING, param);
         if (!text)
-            return missing(c, param);
-        if (!json_is_string(text))
-            return type_err(c, param, "a string", text);
+            return -1;
         size_t len = json_string_length(text);
         if (len == 0)
             return fail(c, param, "text content blocks must be non-empty");
@@ -162,18 +107,10 @@ static int parse_blocks(struct actx *c, json_t *blocks, const char *base, json_t
         total += len + (j > 0);
     }
     /* total is bounded by max_text_bytes, so total + 1 cannot overflow. */
-    char *joined = malloc(total + 1), *p = joined;
+    char *joined = malloc(total + 1);
     if (!joined)
         return fail_nomem(c);
-    for (size_t j = 0; j < n; j++) {
-        json_t *text = json_object_get(json_array_get(blocks, j), "text");
-        size_t len = json_string_length(text);
-        if (j > 0)
-            *p++ = '\n';
-        memcpy(p, json_string_value(text), len);
-        p += len;
-    }
-    *p = 0;
+    api_json_join_parts(joined, blocks);
     /* Valid UTF-8 joined with "\n" stays valid, so only OOM makes this NULL. */
     *out = json_stringn(joined, total);
     free(joined);
@@ -191,7 +128,7 @@ static int parse_text(struct actx *c, json_t *v, const char *param, json_t **out
     }
     if (json_is_array(v))
         return parse_blocks(c, v, param, out);
-    return type_err(c, param, "a string or an array of content blocks", v);
+    return api_json_type_error(&c->j, param, "a string or an array of content blocks", v);
 }
 
 /* {"role":role,"content":text}, taking the reference to text (also on failure). NULL on OOM. */
@@ -202,14 +139,10 @@ static json_t *chat_message(const char *role, json_t *text)
         json_decref(text);
         return NULL;
     }
-    /* put() consumes its value even when it fails. */
-    int bad = put(m, "content", text);
-    bad |= put(m, "role", json_string(role));
-    if (bad) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
+    /* api_json_put() consumes its value even when it fails. */
+    int bad = api_json_put(m, "content", text);
+    bad |= api_json_put(m, "role", json_string(role));
+    return api_json_built(m, bad);
 }
 
 static int parse_message(struct actx *c, json_t *m, size_t i, size_t n, json_t *msgs_out)
@@ -217,14 +150,12 @@ static int parse_message(struct actx *c, json_t *m, size_t i, size_t n, json_t *
     char param[96];
     snprintf(param, sizeof(param), "messages.%zu", i);
     if (!json_is_object(m))
-        return type_err(c, param, "an object", m);
+        return api_json_type_error(&c->j, param, "an object", m);
 
-    json_t *role = json_object_get(m, "role");
     snprintf(param, sizeof(param), "messages.%zu.role", i);
+    json_t *role = api_json_need(&c->j, m, "role", API_JSON_KIND_STRING, param);
     if (!role)
-        return missing(c, param);
-    if (!json_is_string(role))
-        return type_err(c, param, "a string", role);
+        return -1;
     const char *r = json_string_value(role);
     if (!strcmp(r, "system"))
         return fail(c, param,
@@ -237,7 +168,7 @@ static int parse_message(struct actx *c, json_t *m, size_t i, size_t n, json_t *
     json_t *content = json_object_get(m, "content");
     snprintf(param, sizeof(param), "messages.%zu.content", i);
     if (!content)
-        return missing(c, param);
+        return api_json_missing_error(&c->j, param);
     json_t *text = NULL;
     if (parse_text(c, content, param, &text))
         return -1;
@@ -249,16 +180,18 @@ static int parse_message(struct actx *c, json_t *m, size_t i, size_t n, json_t *
                     "all messages must have non-empty content except for the optional final "
                     "assistant message");
     }
-    return push(msgs_out, chat_message(assistant ? "assistant" : "user", text)) ? fail_nomem(c) : 0;
+    return api_json_push(msgs_out, chat_message(assistant ? "assistant" : "user", text))
+               ? fail_nomem(c)
+               : 0;
 }
 
 static int parse_messages(struct actx *c, json_t *root, json_t *msgs_out, bool has_system)
 {
     json_t *msgs = json_object_get(root, "messages");
     if (!msgs || json_is_null(msgs))
-        return missing(c, "messages");
+        return api_json_missing_error(&c->j, "messages");
     if (!json_is_array(msgs))
-        return type_err(c, "messages", "an array", msgs);
+        return api_json_type_error(&c->j, "messages", "an array", msgs);
     size_t n = json_array_size(msgs);
     if (n == 0)
         return fail(c, "messages", "at least one message is required");
@@ -273,11 +206,11 @@ static int parse_messages(struct actx *c, json_t *root, json_t *msgs_out, bool h
 
 static int parse_max_tokens(struct actx *c, json_t *root, json_t *req)
 {
-    json_t *v = opt(root, "max_tokens");
+    json_t *v;
+    if (api_json_want(&c->j, root, "max_tokens", API_JSON_KIND_INTEGER, "max_tokens", &v))
+        return -1;
     if (!v)
-        return missing(c, "max_tokens");
-    if (!json_is_integer(v))
-        return type_err(c, "max_tokens", "an integer", v);
+        return api_json_missing_error(&c->j, "max_tokens");
     long long x = json_integer_value(v);
     if (x < 1)
         return fail(c, "max_tokens", "Input should be greater than or equal to 1, but got %lld.",
@@ -287,31 +220,31 @@ static int parse_max_tokens(struct actx *c, json_t *root, json_t *req)
                     "%lld > %d, which is the maximum allowed number of output tokens for this "
                     "model.",
                     x, c->lim.max_tokens);
-    return put(req, "max_tokens", json_integer(x)) ? fail_nomem(c) : 0;
+    return api_json_put(req, "max_tokens", json_integer(x)) ? fail_nomem(c) : 0;
 }
 
 /* An optional number in [lo, hi], copied to req when given. */
 static int parse_number(struct actx *c, json_t *root, const char *key, double lo, double hi,
                         json_t *req)
 {
-    json_t *v = opt(root, key);
+    json_t *v;
+    if (api_json_want(&c->j, root, key, API_JSON_KIND_NUMBER, key, &v))
+        return -1;
     if (!v)
         return 0;
-    if (!json_is_number(v))
-        return type_err(c, key, "a number", v);
     double x = json_number_value(v);
     if (x < lo || x > hi)
         return fail(c, key, "Input should be between %g and %g, but got %g.", lo, hi, x);
-    return req && put(req, key, json_real(x)) ? fail_nomem(c) : 0;
+    return req && api_json_put(req, key, json_real(x)) ? fail_nomem(c) : 0;
 }
 
 static int parse_stop_sequences(struct actx *c, json_t *root, json_t *req)
 {
-    json_t *v = opt(root, "stop_sequences");
+    json_t *v = api_json_opt(root, "stop_sequences");
     if (!v)
         return 0;
     if (!json_is_array(v))
-        return type_err(c, "stop_sequences", "an array of strings", v);
+        return api_json_type_error(&c->j, "stop_sequences", "an array of strings", v);
     size_t n = json_array_size(v);
     if (n > API_ANTHROPIC_MAX_STOP)
         return fail(c, "stop_sequences",
@@ -320,19 +253,19 @@ static int parse_stop_sequences(struct actx *c, json_t *root, json_t *req)
     if (n == 0)
         return 0;
     json_t *stop = json_array();
-    if (!stop || put(req, "stop", stop))
+    if (!stop || api_json_put(req, "stop", stop))
         return fail_nomem(c);
     for (size_t i = 0; i < n; i++) {
         char param[96];
         json_t *s = json_array_get(v, i);
         snprintf(param, sizeof(param), "stop_sequences.%zu", i);
         if (!json_is_string(s))
-            return type_err(c, param, "a string", s);
+            return api_json_type_error(&c->j, param, "a string", s);
         if (json_string_length(s) == 0)
             return fail(c, param, "stop sequences must be non-empty");
         if (add_text(c, json_string_length(s), param))
             return -1;
-        if (push(stop, json_incref(s)))
+        if (api_json_push(stop, json_incref(s)))
             return fail_nomem(c);
     }
     return 0;
@@ -340,37 +273,34 @@ static int parse_stop_sequences(struct actx *c, json_t *root, json_t *req)
 
 static int parse_metadata(struct actx *c, json_t *root, json_t *req)
 {
-    json_t *md = opt(root, "metadata");
+    json_t *md, *uid;
+    if (api_json_want(&c->j, root, "metadata", API_JSON_KIND_OBJECT, "metadata", &md))
+        return -1;
     if (!md)
         return 0;
-    if (!json_is_object(md))
-        return type_err(c, "metadata", "an object", md);
-    json_t *uid = opt(md, "user_id");
+    if (api_json_want(&c->j, md, "user_id", API_JSON_KIND_STRING, "metadata.user_id", &uid))
+        return -1;
     if (!uid)
         return 0;
-    if (!json_is_string(uid))
-        return type_err(c, "metadata.user_id", "a string", uid);
     if (add_text(c, json_string_length(uid), "metadata.user_id"))
         return -1;
-    return put(req, "user", json_incref(uid)) ? fail_nomem(c) : 0;
+    return api_json_put(req, "user", json_incref(uid)) ? fail_nomem(c) : 0;
 }
 
 /* tools, tool_choice and thinking: features a text-only local model cannot honour. */
 static int parse_unsupported(struct actx *c, json_t *root)
 {
-    json_t *tools = opt(root, "tools");
+    json_t *tools = api_json_opt(root, "tools");
     if (tools && !(json_is_array(tools) && json_array_size(tools) == 0))
         return fail(c, "tools", "tools are not supported by this model.");
 
-    json_t *tc = opt(root, "tool_choice");
+    json_t *tc, *th;
+    if (api_json_want(&c->j, root, "tool_choice", API_JSON_KIND_OBJECT, "tool_choice", &tc))
+        return -1;
     if (tc) {
-        if (!json_is_object(tc))
-            return type_err(c, "tool_choice", "an object", tc);
-        json_t *t = json_object_get(tc, "type");
+        json_t *t = api_json_need(&c->j, tc, "type", API_JSON_KIND_STRING, "tool_choice.type");
         if (!t)
-            return missing(c, "tool_choice.type");
-        if (!json_is_string(t))
-            return type_err(c, "tool_choice.type", "a string", t);
+            return -1;
         /* With no tools, "auto" and "none" ask for nothing; "any" and "tool" demand a call. */
         const char *s = json_string_value(t);
         if (strcmp(s, "auto") && strcmp(s, "none"))
@@ -380,15 +310,12 @@ static int parse_unsupported(struct actx *c, json_t *root)
                         s);
     }
 
-    json_t *th = opt(root, "thinking");
+    if (api_json_want(&c->j, root, "thinking", API_JSON_KIND_OBJECT, "thinking", &th))
+        return -1;
     if (th) {
-        if (!json_is_object(th))
-            return type_err(c, "thinking", "an object", th);
-        json_t *t = json_object_get(th, "type");
+        json_t *t = api_json_need(&c->j, th, "type", API_JSON_KIND_STRING, "thinking.type");
         if (!t)
-            return missing(c, "thinking.type");
-        if (!json_is_string(t))
-            return type_err(c, "thinking.type", "a string", t);
+            return -1;
         if (strcmp(json_string_value(t), "disabled"))
             return fail(c, "thinking.type", "extended thinking is not supported by this model.");
     }
@@ -401,19 +328,18 @@ static int parse_generation(struct actx *c, json_t *root, json_t *req)
         parse_number(c, root, "top_p", 0, 1, req))
         return -1;
     /* top_k: validated, then ignored (the engine's OpenAI-shaped request has no top_k). */
-    json_t *tk = opt(root, "top_k");
+    json_t *tk, *st;
+    if (api_json_want(&c->j, root, "top_k", API_JSON_KIND_INTEGER, "top_k", &tk))
+        return -1;
     if (tk) {
-        if (!json_is_integer(tk))
-            return type_err(c, "top_k", "an integer", tk);
         if (json_integer_value(tk) < 0)
             return fail(c, "top_k", "Input should be greater than or equal to 0, but got %lld.",
                         (long long)json_integer_value(tk));
     }
-    json_t *st = opt(root, "stream");
+    if (api_json_want(&c->j, root, "stream", API_JSON_KIND_BOOLEAN, "stream", &st))
+        return -1;
     if (st) {
-        if (!json_is_boolean(st))
-            return type_err(c, "stream", "a boolean", st);
-        if (put(req, "stream", json_boolean(json_is_true(st))))
+        if (api_json_put(req, "stream", json_boolean(json_is_true(st))))
             return fail_nomem(c);
     }
     return parse_stop_sequences(c, root, req) || parse_metadata(c, root, req) ||
@@ -427,47 +353,30 @@ static int translate(struct actx *c, json_t *root, json_t *req)
 {
     json_t *model = json_object_get(root, "model");
     if (!model || json_is_null(model))
-        return missing(c, "model");
+        return api_json_missing_error(&c->j, "model");
     if (!json_is_string(model))
-        return type_err(c, "model", "a string", model);
+        return api_json_type_error(&c->j, "model", "a string", model);
     if (json_string_length(model) == 0)
         return fail(c, "model", "String should have at least 1 character.");
-    if (put(req, "model", json_incref(model)))
+    if (api_json_put(req, "model", json_incref(model)))
         return fail_nomem(c);
 
     json_t *msgs = json_array();
-    if (!msgs || put(req, "messages", msgs))
+    if (!msgs || api_json_put(req, "messages", msgs))
         return fail_nomem(c);
-    json_t *sys = opt(root, "system");
+    json_t *sys = api_json_opt(root, "system");
     json_t *sys_text = NULL;
     if (sys && parse_text(c, sys, "system", &sys_text))
         return -1;
     /* An empty system prompt is the same as none. */
     bool has_system = sys_text && json_string_length(sys_text) > 0;
     if (has_system) {
-        if (push(msgs, chat_message("system", sys_text)))
+        if (api_json_push(msgs, chat_message("system", sys_text)))
             return fail_nomem(c);
     } else {
         json_decref(sys_text);
     }
     return parse_messages(c, root, msgs, has_system) || parse_generation(c, root, req) ? -1 : 0;
-}
-
-static void limits_resolve(struct api_limits *out, const struct api_limits *in)
-{
-    api_limits_default(out);
-    if (!in)
-        return;
-    if (in->max_messages)
-        out->max_messages = in->max_messages;
-    if (in->max_tokens > 0)
-        out->max_tokens = in->max_tokens;
-    if (in->max_text_bytes)
-        out->max_text_bytes = in->max_text_bytes;
-    if (in->max_logit_bias)
-        out->max_logit_bias = in->max_logit_bias;
-    if (in->max_inputs)
-        out->max_inputs = in->max_inputs;
 }
 
 /* The Anthropic request is validated here, in Anthropic's terms, and then handed to
@@ -477,10 +386,10 @@ int api_anthropic_parse(struct api_request *out, const char *body, size_t len,
                         const struct api_limits *lim, struct api_error *err)
 {
     struct api_error scratch;
-    struct actx c = {.err = err ? err : &scratch};
-    limits_resolve(&c.lim, lim);
+    struct actx c = {.j = {err ? err : &scratch, API_JSON_DIALECT_ANTHROPIC}};
+    api_limits_resolve(&c.lim, lim);
     if (!out) {
-        api_error_set(c.err, 500, "api_error", NULL, NULL, "No request to fill.");
+        api_error_set(c.j.err, 500, "api_error", NULL, NULL, "No request to fill.");
         return -1;
     }
     memset(out, 0, sizeof(*out));
@@ -498,7 +407,8 @@ int api_anthropic_parse(struct api_request *out, const char *body, size_t len,
         goto out;
     }
     if (!json_is_object(root)) {
-        fail(&c, NULL, "The request body must be a JSON object, but got %s.", type_name(root));
+        fail(&c, NULL, "The request body must be a JSON object, but got %s.",
+             api_json_type_name(root));
         goto out;
     }
     req = json_object();
@@ -519,7 +429,7 @@ int api_anthropic_parse(struct api_request *out, const char *body, size_t len,
         goto out;
     }
     /* Everything was checked above, so this fails only on OOM (its error is then reported). */
-    rc = api_request_parse(out, API_CHAT, text, n, &c.lim, c.err);
+    rc = api_request_parse(out, API_CHAT, text, n, &c.lim, c.j.err);
 
 out:
     free(text);
@@ -530,141 +440,11 @@ out:
 
 /* ==== documents ==== */
 
-/* A growable output buffer with a hard cap. */
-struct obuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void ob_add(struct obuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (n > MAX_DOC_BYTES || b->len > MAX_DOC_BYTES - n) {
-        b->failed = true;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static int ob_dump_cb(const char *buf, size_t size, void *data)
-{
-    struct obuf *b = data;
-    ob_add(b, buf, size);
-    return b->failed ? -1 : 0;
-}
-
-/* prefix + compact JSON of doc + suffix as a malloc'd string (our malloc, not jansson's
- * allocator); drops the reference to doc. NULL when bad (a failed build) or on OOM. */
+/* prefix + compact JSON of doc + suffix as a malloc'd string; drops the reference to doc. NULL
+ * when bad (a failed build) or on OOM. */
 static char *finish(json_t *doc, int bad, const char *prefix, const char *suffix)
 {
-    struct obuf b = {0};
-    if (bad || !doc) {
-        json_decref(doc);
-        return NULL;
-    }
-    ob_add(&b, prefix, strlen(prefix));
-    if (json_dump_callback(doc, ob_dump_cb, &b, JSON_COMPACT))
-        b.failed = true;
-    ob_add(&b, suffix, strlen(suffix));
-    json_decref(doc);
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
-}
-
-/* Bytes of the valid UTF-8 sequence at s[0..n), or 0 when it is invalid or cut short; then *skip
- * is the length of its longest valid prefix (at least 1), which one U+FFFD replaces. */
-static size_t utf8_next(const unsigned char *s, size_t n, size_t *skip)
-{
-    unsigned char c0 = s[0], lo = 0x80, hi = 0xBF; /* the range allowed for the second byte */
-    size_t need;
-    *skip = 1;
-    if (c0 < 0x80)
-        return 1;
-    if (c0 >= 0xC2 && c0 <= 0xDF) {
-        need = 2;
-    } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-        need = 3;
-        lo = c0 == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
-        hi = c0 == 0xED ? 0x9F : 0xBF; /* no surrogates */
-    } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-        need = 4;
-        lo = c0 == 0xF0 ? 0x90 : 0x80; /* no overlong forms */
-        hi = c0 == 0xF4 ? 0x8F : 0xBF; /* nothing past U+10FFFF */
-    } else {
-        return 0;
-    }
-    for (size_t k = 1; k < need; k++) {
-        unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-        if (k >= n || s[k] < l || s[k] > h)
-            return 0;
-        *skip = k + 1;
-    }
-    return need;
-}
-
-/* A JSON string of s[0..n) with invalid UTF-8 replaced by U+FFFD; NULL s is "". NULL on OOM. */
-static json_t *jstr(const char *s, size_t n)
-{
-    if (!s)
-        return json_string("");
-    if (n > (SIZE_MAX - 1) / 3)
-        return NULL;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, skip;
-    while (i < n) {
-        size_t k = utf8_next(u + i, n - i, &skip);
-        if (!k)
-            break;
-        i += k;
-    }
-    if (i == n)
-        return json_stringn(s, n);
-    /* Each bad byte becomes at most 3 bytes. */
-    unsigned char *buf = malloc(n * 3 + 1);
-    if (!buf)
-        return NULL;
-    memcpy(buf, u, i);
-    size_t o = i;
-    while (i < n) {
-        size_t k = utf8_next(u + i, n - i, &skip);
-        if (k) {
-            memcpy(buf + o, u + i, k);
-            o += k;
-            i += k;
-        } else {
-            buf[o++] = 0xEF;
-            buf[o++] = 0xBF;
-            buf[o++] = 0xBD;
-            i += skip;
-        }
-    }
-    json_t *j = json_stringn((const char *)buf, o);
-    free(buf);
-    return j;
-}
-
-static json_t *jcstr(const char *s)
-{
-    return jstr(s, s ? strlen(s) : 0);
+    return api_json_finish(doc, bad, JSON_COMPACT, prefix, suffix);
 }
 
 const char *api_anthropic_error_type(int status)
@@ -700,18 +480,15 @@ static json_t *error_doc(const struct api_error *e)
     json_t *doc = json_object(), *inner = json_object();
     int bad = !doc || !inner;
     if (!bad) {
-        bad |= put(doc, "type", json_string("error"));
-        bad |= put(inner, "type", json_string(api_anthropic_error_type(e->status)));
+        bad |= api_json_put(doc, "type", json_string("error"));
+        bad |= api_json_put(inner, "type", json_string(api_anthropic_error_type(e->status)));
         /* The message may quote client text cut at 512 bytes: sanitize, never trust. */
-        bad |= put(inner, "message", jstr(e->message, strnlen(e->message, sizeof(e->message))));
-        bad |= put(doc, "error", json_incref(inner));
+        bad |= api_json_put(inner, "message",
+                            api_json_str(e->message, strnlen(e->message, sizeof(e->message))));
+        bad |= api_json_put(doc, "error", json_incref(inner));
     }
     json_decref(inner);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return doc;
+    return api_json_built(doc, bad);
 }
 
 char *api_anthropic_error_json(const struct api_error *e)
@@ -749,9 +526,9 @@ const char *api_anthropic_stop_reason(const char *finish_reason, const char *sto
 static int put_stop(json_t *obj, const struct api_anthropic_result *r)
 {
     const char *sr = api_anthropic_stop_reason(r->finish_reason, r->stop_sequence);
-    int bad = put(obj, "stop_reason", sr ? json_string(sr) : json_null());
+    int bad = api_json_put(obj, "stop_reason", sr ? json_string(sr) : json_null());
     bool seq = sr && !strcmp(sr, "stop_sequence");
-    bad |= put(obj, "stop_sequence", seq ? jcstr(r->stop_sequence) : json_null());
+    bad |= api_json_put(obj, "stop_sequence", seq ? api_json_cstr(r->stop_sequence) : json_null());
     return bad;
 }
 
@@ -767,16 +544,12 @@ static json_t *usage_json(const struct api_usage *u)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    int bad = put(o, "input_tokens", json_integer(input > 0 ? input : 0));
-    bad |= put(o, "cache_creation_input_tokens", json_integer(0));
-    bad |= put(o, "cache_read_input_tokens", json_integer(cached));
-    bad |=
-        put(o, "output_tokens", json_integer(u->completion_tokens > 0 ? u->completion_tokens : 0));
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    int bad = api_json_put(o, "input_tokens", json_integer(input > 0 ? input : 0));
+    bad |= api_json_put(o, "cache_creation_input_tokens", json_integer(0));
+    bad |= api_json_put(o, "cache_read_input_tokens", json_integer(cached));
+    bad |= api_json_put(o, "output_tokens",
+                        json_integer(u->completion_tokens > 0 ? u->completion_tokens : 0));
+    return api_json_built(o, bad);
 }
 
 static json_t *text_block(const char *text, size_t len)
@@ -784,7 +557,8 @@ static json_t *text_block(const char *text, size_t len)
     json_t *b = json_object();
     if (!b)
         return NULL;
-    if (put(b, "type", json_string("text")) || put(b, "text", jstr(text ? text : "", len))) {
+    if (api_json_put(b, "type", json_string("text")) ||
+        api_json_put(b, "text", api_json_str(text ? text : "", len))) {
         json_decref(b);
         return NULL;
     }
@@ -797,27 +571,23 @@ static json_t *message_json(const struct api_anthropic_result *r, bool start)
     json_t *m = json_object(), *content = json_array();
     int bad = !m || !content;
     if (!bad) {
-        bad |= put(m, "id", jcstr(r->id ? r->id : "msg_tandem"));
-        bad |= put(m, "type", json_string("message"));
-        bad |= put(m, "role", json_string("assistant"));
-        bad |= put(m, "model", jcstr(r->model ? r->model : ""));
+        bad |= api_json_put(m, "id", api_json_cstr(r->id ? r->id : "msg_tandem"));
+        bad |= api_json_put(m, "type", json_string("message"));
+        bad |= api_json_put(m, "role", json_string("assistant"));
+        bad |= api_json_put(m, "model", api_json_cstr(r->model ? r->model : ""));
         if (!start)
-            bad |= push(content, text_block(r->text, r->text ? r->text_len : 0));
-        bad |= put(m, "content", json_incref(content));
+            bad |= api_json_push(content, text_block(r->text, r->text ? r->text_len : 0));
+        bad |= api_json_put(m, "content", json_incref(content));
         if (start) {
-            bad |= put(m, "stop_reason", json_null());
-            bad |= put(m, "stop_sequence", json_null());
+            bad |= api_json_put(m, "stop_reason", json_null());
+            bad |= api_json_put(m, "stop_sequence", json_null());
         } else {
             bad |= put_stop(m, r);
         }
-        bad |= put(m, "usage", usage_json(r->usage));
+        bad |= api_json_put(m, "usage", usage_json(r->usage));
     }
     json_decref(content);
-    if (bad) {
-        json_decref(m);
-        return NULL;
-    }
-    return m;
+    return api_json_built(m, bad);
 }
 
 char *api_anthropic_response_json(const struct api_anthropic_result *r)
@@ -847,32 +617,33 @@ char *api_anthropic_event_sse(enum api_anthropic_event ev, const struct api_anth
         r = &none;
     const char *name = event_names[ev];
     json_t *doc = json_object();
-    int bad = !doc || put(doc, "type", json_string(name));
+    int bad = !doc || api_json_put(doc, "type", json_string(name));
     if (bad) {
         json_decref(doc);
         return NULL;
     }
     switch (ev) {
     case API_ANTHROPIC_MESSAGE_START:
-        bad |= put(doc, "message", message_json(r, true));
+        bad |= api_json_put(doc, "message", message_json(r, true));
         break;
     case API_ANTHROPIC_CONTENT_BLOCK_START:
-        bad |= put(doc, "index", json_integer(0));
-        bad |= put(doc, "content_block", text_block("", 0));
+        bad |= api_json_put(doc, "index", json_integer(0));
+        bad |= api_json_put(doc, "content_block", text_block("", 0));
         break;
     case API_ANTHROPIC_CONTENT_BLOCK_DELTA: {
         json_t *d = json_object();
         bad |= !d;
         if (d) {
-            bad |= put(d, "type", json_string("text_delta"));
-            bad |= put(d, "text", jstr(r->text ? r->text : "", r->text ? r->text_len : 0));
+            bad |= api_json_put(d, "type", json_string("text_delta"));
+            bad |= api_json_put(d, "text",
+                                api_json_str(r->text ? r->text : "", r->text ? r->text_len : 0));
         }
-        bad |= put(doc, "index", json_integer(0));
-        bad |= put(doc, "delta", d);
+        bad |= api_json_put(doc, "index", json_integer(0));
+        bad |= api_json_put(doc, "delta", d);
         break;
     }
     case API_ANTHROPIC_CONTENT_BLOCK_STOP:
-        bad |= put(doc, "index", json_integer(0));
+        bad |= api_json_put(doc, "index", json_integer(0));
         break;
     case API_ANTHROPIC_MESSAGE_DELTA: {
         json_t *d = json_object(), *u = json_object();
@@ -880,12 +651,12 @@ char *api_anthropic_event_sse(enum api_anthropic_event ev, const struct api_anth
         if (d)
             bad |= put_stop(d, r);
         if (u)
-            bad |= put(u, "output_tokens",
-                       json_integer(r->usage && r->usage->completion_tokens > 0
-                                        ? r->usage->completion_tokens
-                                        : 0));
-        bad |= put(doc, "delta", d);
-        bad |= put(doc, "usage", u);
+            bad |= api_json_put(u, "output_tokens",
+                                json_integer(r->usage && r->usage->completion_tokens > 0
+                                                 ? r->usage->completion_tokens
+                                                 : 0));
+        bad |= api_json_put(doc, "delta", d);
+        bad |= api_json_put(doc, "usage", u);
         break;
     }
     case API_ANTHROPIC_PING:

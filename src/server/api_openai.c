@@ -1,5 +1,6 @@
 /* OpenAI request parsing: a JSON body -> struct api_request, validated against api_limits. */
 #include "server/api_openai.h"
+#include "server/api_json.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -25,8 +26,8 @@ struct parse_ctx {
     struct api_request *r;
     struct req_priv *priv;
     struct api_limits lim;
-    struct api_error *err;
-    size_t text_bytes; /* all text so far, against lim.max_text_bytes */
+    struct api_json_ctx j; /* j.err: where errors go */
+    size_t text_bytes;     /* all text so far, against lim.max_text_bytes */
 };
 
 static void error_vset(struct api_error *e, int status, const char *type, const char *code,
@@ -65,20 +66,37 @@ void api_limits_default(struct api_limits *lim)
     lim->max_inputs = 256;
 }
 
+void api_limits_resolve(struct api_limits *out, const struct api_limits *in)
+{
+    api_limits_default(out);
+    if (!in)
+        return;
+    if (in->max_messages)
+        out->max_messages = in->max_messages;
+    if (in->max_tokens > 0)
+        out->max_tokens = in->max_tokens;
+    if (in->max_text_bytes)
+        out->max_text_bytes = in->max_text_bytes;
+    if (in->max_logit_bias)
+        out->max_logit_bias = in->max_logit_bias;
+    if (in->max_inputs)
+        out->max_inputs = in->max_inputs;
+}
+
 /* A 400 invalid_request_error naming param. Always returns -1. */
 __attribute__((format(printf, 4, 5))) static int fail(struct parse_ctx *c, const char *code,
                                                       const char *param, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    error_vset(c->err, 400, INVALID, code, param, fmt, ap);
+    error_vset(c->j.err, 400, INVALID, code, param, fmt, ap);
     va_end(ap);
     return -1;
 }
 
 static int fail_nomem(struct parse_ctx *c)
 {
-    api_error_set(c->err, 500, "server_error", NULL, NULL, "Out of memory parsing the request.");
+    api_error_set(c->j.err, 500, "server_error", NULL, NULL, "Out of memory parsing the request.");
     return -1;
 }
 
@@ -111,41 +129,6 @@ static void *ctx_array(struct parse_ctx *c, size_t n, size_t size)
     return p;
 }
 
-/* "a string", "an integer" ... for type errors. */
-static const char *type_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "unknown";
-}
-
-static int type_err(struct parse_ctx *c, const char *param, const char *expected, const json_t *v)
-{
-    return fail(c, "invalid_type", param, "Invalid type for '%s': expected %s, but got %s instead.",
-                param, expected, type_name(v));
-}
-
-static int missing(struct parse_ctx *c, const char *param)
-{
-    return fail(c, "missing_required_parameter", param, "Missing required parameter: '%s'.",
-                param);
-}
-
 static int empty_array(struct parse_ctx *c, const char *param)
 {
     return fail(c, "empty_array", param,
@@ -174,32 +157,23 @@ static int add_text(struct parse_ctx *c, size_t n, const char *param)
     return 0;
 }
 
-/* An optional field: NULL when absent or JSON null (OpenAI treats both as "not given"). */
-static json_t *opt(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
-}
-
 static int get_bool(struct parse_ctx *c, json_t *obj, const char *key, bool *out)
 {
-    json_t *v = opt(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return type_err(c, key, "a boolean", v);
-    *out = json_is_true(v);
+    json_t *v;
+    if (api_json_want(&c->j, obj, key, API_JSON_KIND_BOOLEAN, key, &v))
+        return -1;
+    if (v)
+        *out = json_is_true(v);
     return 0;
 }
 
 static int get_string(struct parse_ctx *c, json_t *obj, const char *key, const char **out)
 {
-    json_t *v = opt(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return type_err(c, key, "a string", v);
-    *out = json_string_value(v);
+    json_t *v;
+    if (api_json_want(&c->j, obj, key, API_JSON_KIND_STRING, key, &v))
+        return -1;
+    if (v)
+        *out = json_string_value(v);
     return 0;
 }
 
@@ -230,11 +204,11 @@ static int check_range(struct parse_ctx *c, const char *param, double x, double 
 static int get_number(struct parse_ctx *c, json_t *obj, const char *key, double lo, double hi,
                       float *out)
 {
-    json_t *v = opt(obj, key);
+    json_t *v;
+    if (api_json_want(&c->j, obj, key, API_JSON_KIND_NUMBER, key, &v))
+        return -1;
     if (!v)
         return 0;
-    if (!json_is_number(v))
-        return type_err(c, key, "a number", v);
     double x = json_number_value(v);
     if (check_range(c, key, x, lo, hi))
         return -1;
@@ -257,13 +231,13 @@ static int check_int_range(struct parse_ctx *c, const char *param, long long x, 
 static int get_int(struct parse_ctx *c, json_t *obj, const char *key, long long lo, long long hi,
                    int *out, bool *present)
 {
-    json_t *v = opt(obj, key);
+    json_t *v;
+    if (api_json_want(&c->j, obj, key, API_JSON_KIND_INTEGER, key, &v))
+        return -1;
     if (present)
         *present = v != NULL;
     if (!v)
         return 0;
-    if (!json_is_integer(v))
-        return type_err(c, key, "an integer", v);
     long long x = json_integer_value(v);
     if (check_int_range(c, key, x, lo, hi))
         return -1;
@@ -296,13 +270,11 @@ static int parse_content_parts(struct parse_ctx *c, json_t *parts, size_t mi, co
         json_t *part = json_array_get(parts, j);
         snprintf(param, sizeof(param), "messages[%zu].content[%zu]", mi, j);
         if (!json_is_object(part))
-            return type_err(c, param, "an object", part);
-        json_t *type = json_object_get(part, "type");
+            return api_json_type_error(&c->j, param, "an object", part);
         snprintf(param, sizeof(param), "messages[%zu].content[%zu].type", mi, j);
+        json_t *type = api_json_need(&c->j, part, "type", API_JSON_KIND_STRING, param);
         if (!type)
-            return missing(c, param);
-        if (!json_is_string(type))
-            return type_err(c, param, "a string", type);
+            return -1;
         const char *t = json_string_value(type);
         /* Assistant turns may carry a refusal part; it is text the model said. */
         const char *field = !strcmp(t, "text")                                    ? "text"
@@ -319,32 +291,20 @@ static int parse_content_parts(struct parse_ctx *c, json_t *parts, size_t mi, co
                         "'input_audio', 'refusal' and 'file'.",
                         t);
         }
-        json_t *text = json_object_get(part, field);
         snprintf(param, sizeof(param), "messages[%zu].content[%zu].%s", mi, j, field);
+        json_t *text = api_json_need(&c->j, part, field, API_JSON_KIND_STRING, param);
         if (!text)
-            return missing(c, param);
-        if (!json_is_string(text))
-            return type_err(c, param, "a string", text);
+            return -1;
         size_t len = json_string_length(text);
         if (add_text(c, len + (j > 0), param))
             return -1;
         total += len + (j > 0);
     }
     /* total is bounded by max_text_bytes, so total + 1 cannot overflow. */
-    char *joined = ctx_alloc(c, total + 1), *p = joined;
+    char *joined = ctx_alloc(c, total + 1);
     if (!joined)
         return -1;
-    for (size_t j = 0; j < n; j++) {
-        json_t *part = json_array_get(parts, j);
-        const char *t = json_string_value(json_object_get(part, "type"));
-        json_t *text = json_object_get(part, !strcmp(t, "text") ? "text" : "refusal");
-        size_t len = json_string_length(text);
-        if (j > 0)
-            *p++ = '\n';
-        memcpy(p, json_string_value(text), len);
-        p += len;
-    }
-    *p = 0;
+    api_json_join_parts(joined, parts);
     *out = joined;
     return 0;
 }
@@ -354,14 +314,12 @@ static int parse_message(struct parse_ctx *c, json_t *m, size_t i, struct api_me
     char param[96];
     snprintf(param, sizeof(param), "messages[%zu]", i);
     if (!json_is_object(m))
-        return type_err(c, param, "an object", m);
+        return api_json_type_error(&c->j, param, "an object", m);
 
-    json_t *role = json_object_get(m, "role");
     snprintf(param, sizeof(param), "messages[%zu].role", i);
+    json_t *role = api_json_need(&c->j, m, "role", API_JSON_KIND_STRING, param);
     if (!role)
-        return missing(c, param);
-    if (!json_is_string(role))
-        return type_err(c, param, "a string", role);
+        return -1;
     out->role = known_role(json_string_value(role));
     if (!out->role)
         return fail(c, "invalid_value", param,
@@ -374,7 +332,7 @@ static int parse_message(struct parse_ctx *c, json_t *m, size_t i, struct api_me
     if (!content || json_is_null(content)) {
         /* Only an assistant turn may omit content (it carried tool calls or a refusal). */
         if (strcmp(out->role, "assistant"))
-            return missing(c, param);
+            return api_json_missing_error(&c->j, param);
         out->content = "";
     } else if (json_is_string(content)) {
         if (add_text(c, json_string_length(content), param))
@@ -384,14 +342,14 @@ static int parse_message(struct parse_ctx *c, json_t *m, size_t i, struct api_me
         if (parse_content_parts(c, content, i, out->role, &out->content))
             return -1;
     } else {
-        return type_err(c, param, "a string or an array of content parts", content);
+        return api_json_type_error(&c->j, param, "a string or an array of content parts", content);
     }
 
-    json_t *name = opt(m, "name");
+    json_t *name;
+    snprintf(param, sizeof(param), "messages[%zu].name", i);
+    if (api_json_want(&c->j, m, "name", API_JSON_KIND_STRING, param, &name))
+        return -1;
     if (name) {
-        snprintf(param, sizeof(param), "messages[%zu].name", i);
-        if (!json_is_string(name))
-            return type_err(c, param, "a string", name);
         if (add_text(c, json_string_length(name), param))
             return -1;
         out->name = json_string_value(name);
@@ -403,9 +361,9 @@ static int parse_messages(struct parse_ctx *c, json_t *root)
 {
     json_t *msgs = json_object_get(root, "messages");
     if (!msgs || json_is_null(msgs))
-        return missing(c, "messages");
+        return api_json_missing_error(&c->j, "messages");
     if (!json_is_array(msgs))
-        return type_err(c, "messages", "an array", msgs);
+        return api_json_type_error(&c->j, "messages", "an array", msgs);
     size_t n = json_array_size(msgs);
     if (n == 0)
         return empty_array(c, "messages");
@@ -425,7 +383,7 @@ static int parse_tools(struct parse_ctx *c, json_t *root)
 {
     static const char *const keys[] = {"tools", "functions"};
     for (size_t k = 0; k < 2; k++) {
-        json_t *v = opt(root, keys[k]);
+        json_t *v = api_json_opt(root, keys[k]);
         if (v && !(json_is_array(v) && json_array_size(v) == 0))
             return fail(c, "unsupported_parameter", keys[k],
                         "tools are not supported by this model");
@@ -433,7 +391,7 @@ static int parse_tools(struct parse_ctx *c, json_t *root)
     /* With no tools, "none" and "auto" ask for nothing; anything else asks for a tool call. */
     static const char *const choices[] = {"tool_choice", "function_call"};
     for (size_t k = 0; k < 2; k++) {
-        json_t *v = opt(root, choices[k]);
+        json_t *v = api_json_opt(root, choices[k]);
         if (v && !(json_is_string(v) && (!strcmp(json_string_value(v), "none") ||
                                          !strcmp(json_string_value(v), "auto"))))
             return fail(c, "unsupported_parameter", "tools",
@@ -459,7 +417,7 @@ static int parse_token_ids(struct parse_ctx *c, json_t *arr)
             return fail(c, "invalid_type", "prompt",
                         "Invalid 'prompt': a token array must hold only integers, but element %zu "
                         "is %s.",
-                        i, type_name(t));
+                        i, api_json_type_name(t));
         long long x = json_integer_value(t);
         if (x < 0 || x > INT32_MAX)
             return fail(c, "invalid_value", "prompt",
@@ -477,7 +435,7 @@ static int parse_prompt(struct parse_ctx *c, json_t *root)
 {
     json_t *p = json_object_get(root, "prompt");
     if (!p || json_is_null(p))
-        return missing(c, "prompt");
+        return api_json_missing_error(&c->j, "prompt");
     if (json_is_array(p)) {
         size_t n = json_array_size(p);
         if (n == 0)
@@ -499,8 +457,8 @@ static int parse_prompt(struct parse_ctx *c, json_t *root)
         p = first;
     }
     if (!json_is_string(p))
-        return type_err(c, "prompt", "a string, an array of one string or an array of token ids",
-                        p);
+        return api_json_type_error(&c->j, "prompt",
+                                   "a string, an array of one string or an array of token ids", p);
     if (add_text(c, json_string_length(p), "prompt"))
         return -1;
     c->r->prompt = json_string_value(p);
@@ -522,10 +480,10 @@ static int parse_completion(struct parse_ctx *c, json_t *root)
     if (best_of != 1)
         return fail(c, "unsupported_value", "best_of", "best_of > 1 is not supported");
     /* The legacy endpoint's `logprobs` is an integer: how many alternatives per token. */
-    json_t *lp = opt(root, "logprobs");
+    json_t *lp;
+    if (api_json_want(&c->j, root, "logprobs", API_JSON_KIND_INTEGER, "logprobs", &lp))
+        return -1;
     if (lp) {
-        if (!json_is_integer(lp))
-            return type_err(c, "logprobs", "an integer", lp);
         if (check_int_range(c, "logprobs", json_integer_value(lp), 0, 5))
             return -1;
         r->logprobs = true;
@@ -541,7 +499,7 @@ static int parse_embedding(struct parse_ctx *c, json_t *root)
     struct api_request *r = c->r;
     json_t *in = json_object_get(root, "input");
     if (!in || json_is_null(in))
-        return missing(c, "input");
+        return api_json_missing_error(&c->j, "input");
     const char *const unsupported_tokens =
         "Invalid 'input': token id inputs are not supported; send strings.";
     size_t n = 1;
@@ -552,7 +510,7 @@ static int parse_embedding(struct parse_ctx *c, json_t *root)
         if (n > c->lim.max_inputs)
             return array_too_long(c, "input", c->lim.max_inputs, n);
     } else if (!json_is_string(in)) {
-        return type_err(c, "input", "a string or an array of strings", in);
+        return api_json_type_error(&c->j, "input", "a string or an array of strings", in);
     }
     r->inputs = ctx_array(c, n, sizeof(*r->inputs));
     if (!r->inputs)
@@ -567,7 +525,7 @@ static int parse_embedding(struct parse_ctx *c, json_t *root)
         if (json_is_integer(s) || json_is_array(s))
             return fail(c, "unsupported_value", "input", "%s", unsupported_tokens);
         if (!json_is_string(s))
-            return type_err(c, param, "a string", s);
+            return api_json_type_error(&c->j, param, "a string", s);
         if (json_string_length(s) == 0)
             return fail(c, "invalid_value", param,
                         "Invalid '%s': empty string. Each input must be a non-empty string.",
@@ -578,10 +536,11 @@ static int parse_embedding(struct parse_ctx *c, json_t *root)
     }
     r->n_inputs = n;
 
-    json_t *fmt = opt(root, "encoding_format");
+    json_t *fmt;
+    if (api_json_want(&c->j, root, "encoding_format", API_JSON_KIND_STRING, "encoding_format",
+                      &fmt))
+        return -1;
     if (fmt) {
-        if (!json_is_string(fmt))
-            return type_err(c, "encoding_format", "a string", fmt);
         if (!strcmp(json_string_value(fmt), "base64"))
             r->base64 = true;
         else if (strcmp(json_string_value(fmt), "float"))
@@ -589,7 +548,7 @@ static int parse_embedding(struct parse_ctx *c, json_t *root)
                         "Invalid value: '%.40s'. Supported values are: 'float' and 'base64'.",
                         json_string_value(fmt));
     }
-    if (opt(root, "dimensions"))
+    if (api_json_opt(root, "dimensions"))
         return fail(c, "unsupported_parameter", "dimensions",
                     "dimensions is not supported by this model: embeddings always have the "
                     "model's own size.");
@@ -602,11 +561,11 @@ static int parse_max_tokens(struct parse_ctx *c, json_t *root)
 {
     static const char *const keys[] = {"max_tokens", "max_completion_tokens"};
     for (size_t k = 0; k < 2; k++) {
-        json_t *v = opt(root, keys[k]);
+        json_t *v;
+        if (api_json_want(&c->j, root, keys[k], API_JSON_KIND_INTEGER, keys[k], &v))
+            return -1;
         if (!v)
             continue;
-        if (!json_is_integer(v))
-            return type_err(c, keys[k], "an integer", v);
         long long x = json_integer_value(v);
         if (x < 1)
             return check_int_range(c, keys[k], x, 1, c->lim.max_tokens);
@@ -623,7 +582,7 @@ static int parse_max_tokens(struct parse_ctx *c, json_t *root)
 
 static int parse_stop(struct parse_ctx *c, json_t *root)
 {
-    json_t *v = opt(root, "stop");
+    json_t *v = api_json_opt(root, "stop");
     if (!v)
         return 0;
     if (json_is_string(v)) {
@@ -635,7 +594,7 @@ static int parse_stop(struct parse_ctx *c, json_t *root)
         return 0;
     }
     if (!json_is_array(v))
-        return type_err(c, "stop", "a string or an array of strings", v);
+        return api_json_type_error(&c->j, "stop", "a string or an array of strings", v);
     if (json_array_size(v) > API_MAX_STOP)
         return array_too_long(c, "stop", API_MAX_STOP, json_array_size(v));
     for (size_t i = 0; i < json_array_size(v); i++) {
@@ -643,7 +602,7 @@ static int parse_stop(struct parse_ctx *c, json_t *root)
         char param[96];
         snprintf(param, sizeof(param), "stop[%zu]", i);
         if (!json_is_string(s))
-            return type_err(c, param, "a string", s);
+            return api_json_type_error(&c->j, param, "a string", s);
         if (json_string_length(s) == 0)
             continue;
         if (add_text(c, json_string_length(s), param))
@@ -672,11 +631,11 @@ static bool parse_token_key(const char *s, int32_t *out)
 
 static int parse_logit_bias(struct parse_ctx *c, json_t *root)
 {
-    json_t *v = opt(root, "logit_bias");
+    json_t *v;
+    if (api_json_want(&c->j, root, "logit_bias", API_JSON_KIND_OBJECT, "logit_bias", &v))
+        return -1;
     if (!v)
         return 0;
-    if (!json_is_object(v))
-        return type_err(c, "logit_bias", "an object", v);
     size_t n = json_object_size(v);
     if (n > c->lim.max_logit_bias)
         return fail(c, "invalid_value", "logit_bias",
@@ -701,7 +660,7 @@ static int parse_logit_bias(struct parse_ctx *c, json_t *root)
             return fail(c, "invalid_type", "logit_bias",
                         "Invalid value in 'logit_bias' for token %s: expected a number, but got "
                         "%s instead.",
-                        key, type_name(val));
+                        key, api_json_type_name(val));
         double b = json_number_value(val);
         if (b < -100 || b > 100)
             return fail(c, "invalid_value", "logit_bias",
@@ -718,16 +677,14 @@ static int parse_logit_bias(struct parse_ctx *c, json_t *root)
 static int parse_response_format(struct parse_ctx *c, json_t *root)
 {
     struct api_request *r = c->r;
-    json_t *rf = opt(root, "response_format");
+    json_t *rf;
+    if (api_json_want(&c->j, root, "response_format", API_JSON_KIND_OBJECT, "response_format", &rf))
+        return -1;
     if (!rf)
         return 0;
-    if (!json_is_object(rf))
-        return type_err(c, "response_format", "an object", rf);
-    json_t *type = json_object_get(rf, "type");
+    json_t *type = api_json_need(&c->j, rf, "type", API_JSON_KIND_STRING, "response_format.type");
     if (!type)
-        return missing(c, "response_format.type");
-    if (!json_is_string(type))
-        return type_err(c, "response_format.type", "a string", type);
+        return -1;
     const char *t = json_string_value(type);
     if (!strcmp(t, "text"))
         r->format = API_FORMAT_TEXT;
@@ -743,25 +700,23 @@ static int parse_response_format(struct parse_ctx *c, json_t *root)
     if (r->format != API_FORMAT_JSON_SCHEMA)
         return 0;
 
-    json_t *js = json_object_get(rf, "json_schema");
+    json_t *js = api_json_need(&c->j, rf, "json_schema", API_JSON_KIND_OBJECT,
+                               "response_format.json_schema");
     if (!js)
-        return missing(c, "response_format.json_schema");
-    if (!json_is_object(js))
-        return type_err(c, "response_format.json_schema", "an object", js);
-    json_t *name = json_object_get(js, "name");
+        return -1;
+    json_t *name =
+        api_json_need(&c->j, js, "name", API_JSON_KIND_STRING, "response_format.json_schema.name");
     if (!name)
-        return missing(c, "response_format.json_schema.name");
-    if (!json_is_string(name))
-        return type_err(c, "response_format.json_schema.name", "a string", name);
+        return -1;
     r->schema_name = json_string_value(name);
-    json_t *strict = opt(js, "strict");
-    if (strict && !json_is_boolean(strict))
-        return type_err(c, "response_format.json_schema.strict", "a boolean", strict);
-    json_t *schema = json_object_get(js, "schema");
+    json_t *strict, *schema;
+    if (api_json_want(&c->j, js, "strict", API_JSON_KIND_BOOLEAN,
+                      "response_format.json_schema.strict", &strict))
+        return -1;
+    schema = api_json_need(&c->j, js, "schema", API_JSON_KIND_OBJECT,
+                           "response_format.json_schema.schema");
     if (!schema)
-        return missing(c, "response_format.json_schema.schema");
-    if (!json_is_object(schema))
-        return type_err(c, "response_format.json_schema.schema", "an object", schema);
+        return -1;
     /* Two passes of json_dumpb keep the text in request memory (and off jansson's allocator). */
     size_t len = json_dumpb(schema, NULL, 0, JSON_COMPACT);
     if (len == 0)
@@ -785,20 +740,19 @@ static int parse_generation(struct parse_ctx *c, json_t *root)
         get_number(c, root, "frequency_penalty", -2, 2, &r->frequency_penalty))
         return -1;
 
-    json_t *n = opt(root, "n");
+    json_t *n, *seed;
+    if (api_json_want(&c->j, root, "n", API_JSON_KIND_INTEGER, "n", &n))
+        return -1;
     if (n) {
-        if (!json_is_integer(n))
-            return type_err(c, "n", "an integer", n);
         if (json_integer_value(n) < 1)
             return check_int_range(c, "n", json_integer_value(n), 1, 1);
         if (json_integer_value(n) > 1)
             return fail(c, "unsupported_value", "n", "n > 1 is not supported");
     }
 
-    json_t *seed = opt(root, "seed");
+    if (api_json_want(&c->j, root, "seed", API_JSON_KIND_INTEGER, "seed", &seed))
+        return -1;
     if (seed) {
-        if (!json_is_integer(seed))
-            return type_err(c, "seed", "an integer", seed);
         r->has_seed = true;
         r->seed = (uint64_t)(int64_t)json_integer_value(seed);
     }
@@ -807,17 +761,18 @@ static int parse_generation(struct parse_ctx *c, json_t *root)
         get_bool(c, root, "stream", &r->stream) || get_string(c, root, "user", &r->user))
         return -1;
 
-    json_t *so = opt(root, "stream_options");
+    json_t *so = api_json_opt(root, "stream_options");
     if (so) {
         if (!r->stream)
             return fail(c, "invalid_value", "stream_options",
                         "The 'stream_options' parameter is only allowed when 'stream' is "
                         "enabled.");
         if (!json_is_object(so))
-            return type_err(c, "stream_options", "an object", so);
-        json_t *iu = opt(so, "include_usage");
-        if (iu && !json_is_boolean(iu))
-            return type_err(c, "stream_options.include_usage", "a boolean", iu);
+            return api_json_type_error(&c->j, "stream_options", "an object", so);
+        json_t *iu;
+        if (api_json_want(&c->j, so, "include_usage", API_JSON_KIND_BOOLEAN,
+                          "stream_options.include_usage", &iu))
+            return -1;
         r->include_usage = json_is_true(iu);
     }
 
@@ -856,36 +811,19 @@ void api_request_free(struct api_request *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void limits_resolve(struct api_limits *out, const struct api_limits *in)
-{
-    api_limits_default(out);
-    if (!in)
-        return;
-    if (in->max_messages)
-        out->max_messages = in->max_messages;
-    if (in->max_tokens > 0)
-        out->max_tokens = in->max_tokens;
-    if (in->max_text_bytes)
-        out->max_text_bytes = in->max_text_bytes;
-    if (in->max_logit_bias)
-        out->max_logit_bias = in->max_logit_bias;
-    if (in->max_inputs)
-        out->max_inputs = in->max_inputs;
-}
-
 int api_request_parse(struct api_request *out, enum api_kind kind, const char *body, size_t len,
                       const struct api_limits *lim, struct api_error *err)
 {
     struct api_error scratch;
-    struct parse_ctx c = {.r = out, .err = err ? err : &scratch};
-    limits_resolve(&c.lim, lim);
+    struct parse_ctx c = {.r = out, .j = {err ? err : &scratch, API_JSON_DIALECT_OPENAI}};
+    api_limits_resolve(&c.lim, lim);
     if (!out) {
-        api_error_set(c.err, 500, "server_error", NULL, NULL, "No request to fill.");
+        api_error_set(c.j.err, 500, "server_error", NULL, NULL, "No request to fill.");
         return -1;
     }
     memset(out, 0, sizeof(*out));
     if (kind != API_CHAT && kind != API_COMPLETION && kind != API_EMBEDDING) {
-        api_error_set(c.err, 500, "server_error", NULL, NULL, "Unknown request kind.");
+        api_error_set(c.j.err, 500, "server_error", NULL, NULL, "Unknown request kind.");
         return -1;
     }
     out->kind = kind;
@@ -916,7 +854,7 @@ int api_request_parse(struct api_request *out, enum api_kind kind, const char *b
     c.priv->root = root;
     if (!json_is_object(root)) {
         fail(&c, NULL, NULL, "The request body must be a JSON object, but got %s.",
-             type_name(root));
+             api_json_type_name(root));
         goto fail;
     }
 
@@ -926,7 +864,7 @@ int api_request_parse(struct api_request *out, enum api_kind kind, const char *b
         goto fail;
     }
     if (!json_is_string(model)) {
-        type_err(&c, "model", "a string", model);
+        api_json_type_error(&c.j, "model", "a string", model);
         goto fail;
     }
     if (json_string_length(model) == 0) {

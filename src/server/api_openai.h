@@ -41,6 +41,9 @@ struct api_limits {
 /* Fills lim with the defaults above. api_request_parse takes NULL for all defaults, and a zero
  * field means that field's default. */
 void api_limits_default(struct api_limits *lim);
+/* out = the defaults, overridden by each non-zero field of in (in may be NULL): the limits a
+ * parser applies. */
+void api_limits_resolve(struct api_limits *out, const struct api_limits *in);
 
 struct api_message {
     const char *role;      /* "system", "developer", "user", "assistant", "tool" */

@@ -1,5 +1,6 @@
 /* OpenAI response documents: completions, streaming chunks, embeddings, models and errors. */
 #include "server/api_openai.h"
+#include "server/api_json.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -8,139 +9,9 @@
 #include <string.h>
 
 /* Output JSON: compact, and floats with the 9 significant digits that round-trip a float32. */
-#define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(9))
+#define DUMP_FLAGS (JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9))
 /* What we report as the backend configuration (OpenAI's system_fingerprint). */
 #define FINGERPRINT "tandem"
-/* A hard cap on any one document we build by hand (embeddings). */
-#define MAX_DOC_BYTES ((size_t)1 << 31)
-
-/* ---- a growable output buffer with a hard cap ---- */
-
-struct dbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void db_add(struct dbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (n > MAX_DOC_BYTES || b->len > MAX_DOC_BYTES - n) {
-        b->failed = true;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void db_str(struct dbuf *b, const char *s)
-{
-    db_add(b, s, strlen(s));
-}
-
-/* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 when s starts an invalid or truncated one;
- * *consumed gets the bytes of its maximal valid prefix (at least 1), the unit a single U+FFFD
- * replaces (Unicode's "maximal subpart" practice). */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *consumed)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    *consumed = 1;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < need; i++) {
-        if (i >= n)
-            return 0;
-        unsigned char b = s[i];
-        if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF))
-            return 0;
-        *consumed = i + 1;
-    }
-    return need;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t used, len = utf8_seq(u + i, n - i, &used);
-        if (!len)
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-/* A JSON string of s[0..n) with invalid UTF-8 replaced by U+FFFD. NULL on OOM. */
-static json_t *jstr(const char *s, size_t n)
-{
-    if (!s)
-        return json_string("");
-    if (utf8_valid(s, n))
-        return json_stringn(s, n);
-    if (n > (SIZE_MAX - 1) / 3)
-        return NULL;
-    unsigned char *out = malloc(n * 3 + 1);
-    if (!out)
-        return NULL;
-    const unsigned char *u = (const unsigned char *)s;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t used, len = utf8_seq(u + i, n - i, &used);
-        if (len) {
-            memcpy(out + o, u + i, len);
-            o += len;
-            i += len;
-        } else {
-            out[o++] = 0xEF;
-            out[o++] = 0xBF;
-            out[o++] = 0xBD;
-            i += used;
-        }
-    }
-    json_t *j = json_stringn((const char *)out, o);
-    free(out);
-    return j;
-}
-
-static json_t *jcstr(const char *s)
-{
-    return jstr(s, s ? strlen(s) : 0);
-}
 
 /* A logprob as a JSON number: OpenAI reports impossible tokens as -9999.0, never -inf. */
 static json_t *jlogprob(float lp)
@@ -148,61 +19,17 @@ static json_t *jlogprob(float lp)
     return json_real(isfinite(lp) ? (double)lp : -9999.0);
 }
 
-/* Sets key to v, taking the reference; a NULL v (OOM) makes the whole build fail. */
-static int put(json_t *obj, const char *key, json_t *v)
+/* "data: " + the document + "\n\n" (compact JSON has no raw newline to end the event early),
+ * unless the build failed (bad); drops the reference to doc. */
+static char *sse_free(json_t *doc, int bad)
 {
-    return v ? json_object_set_new(obj, key, v) : -1;
-}
-
-static int push(json_t *arr, json_t *v)
-{
-    return v ? json_array_append_new(arr, v) : -1;
-}
-
-static int dump_cb(const char *buf, size_t size, void *data)
-{
-    struct dbuf *b = data;
-    db_add(b, buf, size);
-    return b->failed ? -1 : 0;
-}
-
-/* Serializes v into b. The text lands in our own malloc'd buffer rather than json_dumps' one, so
- * callers free() it even when jansson was given other allocators. */
-static void db_json(struct dbuf *b, const json_t *v)
-{
-    if (!v || json_dump_callback(v, dump_cb, b, JSON_ENCODE_ANY | DUMP_FLAGS))
-        b->failed = true;
-}
-
-/* The document as a malloc'd string; drops the reference to doc. NULL on OOM. */
-static char *dump_free(json_t *doc, const char *prefix, const char *suffix)
-{
-    struct dbuf b = {0};
-    db_str(&b, prefix);
-    db_json(&b, doc);
-    db_str(&b, suffix);
-    json_decref(doc);
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
-}
-
-/* "data: " + the document + "\n\n" (compact JSON has no raw newline to end the event early). */
-static char *sse_free(json_t *doc)
-{
-    return dump_free(doc, "data: ", "\n\n");
+    return api_json_finish(doc, bad, DUMP_FLAGS, "data: ", "\n\n");
 }
 
 /* The document as compact JSON unless the build failed (bad); drops the reference to doc. */
 static char *doc_free(json_t *doc, int bad)
 {
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return dump_free(doc, "", "");
+    return api_json_finish(doc, bad, DUMP_FLAGS, "", "");
 }
 
 /* ---- pieces ---- */
@@ -213,25 +40,21 @@ static json_t *usage_json(const struct api_usage *u)
     int bad = !o || !pd || !cd;
     if (!bad) {
         long long total = (long long)u->prompt_tokens + u->completion_tokens;
-        bad |= put(o, "prompt_tokens", json_integer(u->prompt_tokens));
-        bad |= put(o, "completion_tokens", json_integer(u->completion_tokens));
-        bad |= put(o, "total_tokens", json_integer(total));
-        bad |= put(pd, "cached_tokens", json_integer(u->cached_tokens));
-        bad |= put(pd, "audio_tokens", json_integer(0));
-        bad |= put(cd, "reasoning_tokens", json_integer(0));
-        bad |= put(cd, "audio_tokens", json_integer(0));
-        bad |= put(cd, "accepted_prediction_tokens", json_integer(0));
-        bad |= put(cd, "rejected_prediction_tokens", json_integer(0));
-        bad |= put(o, "prompt_tokens_details", json_incref(pd));
-        bad |= put(o, "completion_tokens_details", json_incref(cd));
+        bad |= api_json_put(o, "prompt_tokens", json_integer(u->prompt_tokens));
+        bad |= api_json_put(o, "completion_tokens", json_integer(u->completion_tokens));
+        bad |= api_json_put(o, "total_tokens", json_integer(total));
+        bad |= api_json_put(pd, "cached_tokens", json_integer(u->cached_tokens));
+        bad |= api_json_put(pd, "audio_tokens", json_integer(0));
+        bad |= api_json_put(cd, "reasoning_tokens", json_integer(0));
+        bad |= api_json_put(cd, "audio_tokens", json_integer(0));
+        bad |= api_json_put(cd, "accepted_prediction_tokens", json_integer(0));
+        bad |= api_json_put(cd, "rejected_prediction_tokens", json_integer(0));
+        bad |= api_json_put(o, "prompt_tokens_details", json_incref(pd));
+        bad |= api_json_put(o, "completion_tokens_details", json_incref(cd));
     }
     json_decref(pd);
     json_decref(cd);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return api_json_built(o, bad);
 }
 
 /* The raw bytes of a token as an array of integers (they may be a partial UTF-8 sequence). */
@@ -239,7 +62,7 @@ static json_t *bytes_json(const char *s, size_t n)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
-        if (push(a, json_integer((unsigned char)s[i]))) {
+        if (api_json_push(a, json_integer((unsigned char)s[i]))) {
             json_decref(a);
             return NULL;
         }
@@ -250,8 +73,9 @@ static json_t *bytes_json(const char *s, size_t n)
 static json_t *chat_token_json(const char *tok, size_t len, float lp)
 {
     json_t *o = json_object();
-    if (!o || put(o, "token", jstr(tok, len)) || put(o, "logprob", jlogprob(lp)) ||
-        put(o, "bytes", bytes_json(tok, len))) {
+    if (!o || api_json_put(o, "token", api_json_str(tok, len)) ||
+        api_json_put(o, "logprob", jlogprob(lp)) ||
+        api_json_put(o, "bytes", bytes_json(tok, len))) {
         json_decref(o);
         return NULL;
     }
@@ -276,30 +100,26 @@ static json_t *chat_logprobs_json(const struct api_result *r)
         bad |= !e || !top;
         int n_top = top_count(t);
         for (int k = 0; !bad && k < n_top; k++)
-            bad |=
-                push(top, chat_token_json(t->top[k].token, t->top[k].token_len, t->top[k].logprob));
+            bad |= api_json_push(
+                top, chat_token_json(t->top[k].token, t->top[k].token_len, t->top[k].logprob));
         if (!bad) {
-            bad |= put(e, "top_logprobs", top);
+            bad |= api_json_put(e, "top_logprobs", top);
             top = NULL;
         }
         json_decref(top);
         if (!bad) {
-            bad |= push(content, e);
+            bad |= api_json_push(content, e);
             e = NULL;
         }
         json_decref(e);
     }
     if (!bad) {
-        bad |= put(o, "content", content);
+        bad |= api_json_put(o, "content", content);
         content = NULL;
-        bad |= put(o, "refusal", json_null());
+        bad |= api_json_put(o, "refusal", json_null());
     }
     json_decref(content);
-    if (bad) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
+    return api_json_built(o, bad);
 }
 
 /* The legacy endpoint writes a token that is not valid UTF-8 as "bytes:\xNN..." text. */
@@ -307,7 +127,7 @@ static json_t *legacy_token_json(const char *tok, size_t len)
 {
     if (!tok)
         return json_string("");
-    if (utf8_valid(tok, len))
+    if (api_json_utf8_valid(tok, len))
         return json_stringn(tok, len);
     if (len > (SIZE_MAX - 7) / 4)
         return NULL;
@@ -341,9 +161,9 @@ static json_t *legacy_logprobs_json(const struct api_result *r)
     size_t n_lp = r->logprobs ? r->n_logprobs : 0;
     for (size_t i = 0; !bad && i < n_lp; i++) {
         const struct api_token_logprob *t = &r->logprobs[i];
-        bad |= push(toks, legacy_token_json(t->token, t->token_len));
-        bad |= push(lps, jlogprob(t->logprob));
-        bad |= push(offs, json_integer(off));
+        bad |= api_json_push(toks, legacy_token_json(t->token, t->token_len));
+        bad |= api_json_push(lps, jlogprob(t->logprob));
+        bad |= api_json_push(offs, json_integer(off));
         off += count_chars(t->token, t->token_len);
         json_t *top = json_object();
         bad |= !top;
@@ -351,20 +171,20 @@ static json_t *legacy_logprobs_json(const struct api_result *r)
         for (int k = 0; !bad && k < n_top; k++) {
             json_t *key = legacy_token_json(t->top[k].token, t->top[k].token_len);
             bad |= !key;
-            if (key && put(top, json_string_value(key), jlogprob(t->top[k].logprob)))
+            if (key && api_json_put(top, json_string_value(key), jlogprob(t->top[k].logprob)))
                 bad = 1;
             json_decref(key);
         }
         if (!bad)
-            bad |= push(tops, top);
+            bad |= api_json_push(tops, top);
         else
             json_decref(top);
     }
     if (!bad) {
-        bad |= put(o, "tokens", toks);
-        bad |= put(o, "token_logprobs", lps);
-        bad |= put(o, "top_logprobs", tops);
-        bad |= put(o, "text_offset", offs);
+        bad |= api_json_put(o, "tokens", toks);
+        bad |= api_json_put(o, "token_logprobs", lps);
+        bad |= api_json_put(o, "top_logprobs", tops);
+        bad |= api_json_put(o, "text_offset", offs);
         if (!bad)
             return o;
         json_decref(o);
@@ -387,8 +207,10 @@ static json_t *finish_json(const char *fr)
 static json_t *head_json(const struct api_result *r, const char *object)
 {
     json_t *o = json_object();
-    if (!o || put(o, "id", jcstr(r->id)) || put(o, "object", json_string(object)) ||
-        put(o, "created", json_integer(r->created)) || put(o, "model", jcstr(r->model))) {
+    if (!o || api_json_put(o, "id", api_json_cstr(r->id)) ||
+        api_json_put(o, "object", json_string(object)) ||
+        api_json_put(o, "created", json_integer(r->created)) ||
+        api_json_put(o, "model", api_json_cstr(r->model))) {
         json_decref(o);
         return NULL;
     }
@@ -405,20 +227,21 @@ char *api_chat_response_json(const struct api_result *r)
     json_t *choices = json_array(), *choice = json_object(), *msg = json_object();
     int bad = !doc || !choices || !choice || !msg;
     if (!bad) {
-        bad |= put(msg, "role", json_string("assistant"));
-        bad |= put(msg, "content", jstr(r->text, r->text_len));
-        bad |= put(msg, "refusal", json_null());
-        bad |= put(msg, "annotations", json_array());
-        bad |= put(choice, "index", json_integer(0));
-        bad |= put(choice, "message", json_incref(msg));
-        bad |= put(choice, "logprobs", r->want_logprobs ? chat_logprobs_json(r) : json_null());
-        bad |= put(choice, "finish_reason", finish_json(r->finish_reason));
-        bad |= push(choices, json_incref(choice));
-        bad |= put(doc, "choices", json_incref(choices));
+        bad |= api_json_put(msg, "role", json_string("assistant"));
+        bad |= api_json_put(msg, "content", api_json_str(r->text, r->text_len));
+        bad |= api_json_put(msg, "refusal", json_null());
+        bad |= api_json_put(msg, "annotations", json_array());
+        bad |= api_json_put(choice, "index", json_integer(0));
+        bad |= api_json_put(choice, "message", json_incref(msg));
+        bad |= api_json_put(choice, "logprobs",
+                            r->want_logprobs ? chat_logprobs_json(r) : json_null());
+        bad |= api_json_put(choice, "finish_reason", finish_json(r->finish_reason));
+        bad |= api_json_push(choices, json_incref(choice));
+        bad |= api_json_put(doc, "choices", json_incref(choices));
         if (r->usage)
-            bad |= put(doc, "usage", usage_json(r->usage));
-        bad |= put(doc, "service_tier", json_string("default"));
-        bad |= put(doc, "system_fingerprint", json_string(FINGERPRINT));
+            bad |= api_json_put(doc, "usage", usage_json(r->usage));
+        bad |= api_json_put(doc, "service_tier", json_string("default"));
+        bad |= api_json_put(doc, "system_fingerprint", json_string(FINGERPRINT));
     }
     json_decref(msg);
     json_decref(choice);
@@ -434,15 +257,16 @@ char *api_completion_response_json(const struct api_result *r)
     json_t *choices = json_array(), *choice = json_object();
     int bad = !doc || !choices || !choice;
     if (!bad) {
-        bad |= put(choice, "text", jstr(r->text, r->text_len));
-        bad |= put(choice, "index", json_integer(0));
-        bad |= put(choice, "logprobs", r->want_logprobs ? legacy_logprobs_json(r) : json_null());
-        bad |= put(choice, "finish_reason", finish_json(r->finish_reason));
-        bad |= push(choices, json_incref(choice));
-        bad |= put(doc, "choices", json_incref(choices));
+        bad |= api_json_put(choice, "text", api_json_str(r->text, r->text_len));
+        bad |= api_json_put(choice, "index", json_integer(0));
+        bad |= api_json_put(choice, "logprobs",
+                            r->want_logprobs ? legacy_logprobs_json(r) : json_null());
+        bad |= api_json_put(choice, "finish_reason", finish_json(r->finish_reason));
+        bad |= api_json_push(choices, json_incref(choice));
+        bad |= api_json_put(doc, "choices", json_incref(choices));
         if (r->usage)
-            bad |= put(doc, "usage", usage_json(r->usage));
-        bad |= put(doc, "system_fingerprint", json_string(FINGERPRINT));
+            bad |= api_json_put(doc, "usage", usage_json(r->usage));
+        bad |= api_json_put(doc, "system_fingerprint", json_string(FINGERPRINT));
     }
     json_decref(choice);
     json_decref(choices);
@@ -452,11 +276,11 @@ char *api_completion_response_json(const struct api_result *r)
 /* The tail of every chunk: system_fingerprint, then usage as the stream asked for it. */
 static int chunk_tail(json_t *doc, const struct api_result *r)
 {
-    int bad = put(doc, "system_fingerprint", json_string(FINGERPRINT));
+    int bad = api_json_put(doc, "system_fingerprint", json_string(FINGERPRINT));
     if (r->usage)
-        bad |= put(doc, "usage", usage_json(r->usage));
+        bad |= api_json_put(doc, "usage", usage_json(r->usage));
     else if (r->usage_null)
-        bad |= put(doc, "usage", json_null());
+        bad |= api_json_put(doc, "usage", json_null());
     return bad;
 }
 
@@ -466,19 +290,15 @@ static char *chunk_sse(json_t *doc, json_t *choices, int bad, const struct api_r
                        bool usage_only)
 {
     if (!bad) {
-        bad |= put(doc, "choices", json_incref(choices));
+        bad |= api_json_put(doc, "choices", json_incref(choices));
         if (usage_only && !r->usage)
-            bad |= put(doc, "system_fingerprint", json_string(FINGERPRINT)) ||
-                   put(doc, "usage", json_null());
+            bad |= api_json_put(doc, "system_fingerprint", json_string(FINGERPRINT)) ||
+                   api_json_put(doc, "usage", json_null());
         else
             bad |= chunk_tail(doc, r);
     }
     json_decref(choices);
-    if (bad) {
-        json_decref(doc);
-        return NULL;
-    }
-    return sse_free(doc);
+    return sse_free(doc, bad);
 }
 
 char *api_chat_chunk_sse(const struct api_result *r, bool role_first, bool usage_only)
@@ -492,19 +312,20 @@ char *api_chat_chunk_sse(const struct api_result *r, bool role_first, bool usage
         json_t *choice = json_object(), *delta = json_object();
         bad |= !choice || !delta;
         if (!bad && role_first) {
-            bad |= put(delta, "role", json_string("assistant"));
-            bad |= put(delta, "content", jstr(r->text, r->text_len));
-            bad |= put(delta, "refusal", json_null());
+            bad |= api_json_put(delta, "role", json_string("assistant"));
+            bad |= api_json_put(delta, "content", api_json_str(r->text, r->text_len));
+            bad |= api_json_put(delta, "refusal", json_null());
         } else if (!bad && (r->text_len > 0 || !r->finish_reason)) {
             /* The finishing chunk carries an empty delta unless it also has text. */
-            bad |= put(delta, "content", jstr(r->text, r->text_len));
+            bad |= api_json_put(delta, "content", api_json_str(r->text, r->text_len));
         }
         if (!bad) {
-            bad |= put(choice, "index", json_integer(0));
-            bad |= put(choice, "delta", json_incref(delta));
-            bad |= put(choice, "logprobs", r->want_logprobs ? chat_logprobs_json(r) : json_null());
-            bad |= put(choice, "finish_reason", finish_json(r->finish_reason));
-            bad |= push(choices, json_incref(choice));
+            bad |= api_json_put(choice, "index", json_integer(0));
+            bad |= api_json_put(choice, "delta", json_incref(delta));
+            bad |= api_json_put(choice, "logprobs",
+                                r->want_logprobs ? chat_logprobs_json(r) : json_null());
+            bad |= api_json_put(choice, "finish_reason", finish_json(r->finish_reason));
+            bad |= api_json_push(choices, json_incref(choice));
         }
         json_decref(delta);
         json_decref(choice);
@@ -523,12 +344,12 @@ char *api_completion_chunk_sse(const struct api_result *r, bool usage_only)
         json_t *choice = json_object();
         bad |= !choice;
         if (!bad) {
-            bad |= put(choice, "text", jstr(r->text, r->text_len));
-            bad |= put(choice, "index", json_integer(0));
-            bad |=
-                put(choice, "logprobs", r->want_logprobs ? legacy_logprobs_json(r) : json_null());
-            bad |= put(choice, "finish_reason", finish_json(r->finish_reason));
-            bad |= push(choices, json_incref(choice));
+            bad |= api_json_put(choice, "text", api_json_str(r->text, r->text_len));
+            bad |= api_json_put(choice, "index", json_integer(0));
+            bad |= api_json_put(choice, "logprobs",
+                                r->want_logprobs ? legacy_logprobs_json(r) : json_null());
+            bad |= api_json_put(choice, "finish_reason", finish_json(r->finish_reason));
+            bad |= api_json_push(choices, json_incref(choice));
         }
         json_decref(choice);
     }
@@ -551,11 +372,12 @@ char *api_error_json(const struct api_error *e)
     int bad = !doc || !err;
     if (!bad) {
         /* The message may hold client text cut at 512 bytes: sanitize, never trust. */
-        bad |= put(err, "message", jstr(e->message, strnlen(e->message, sizeof(e->message))));
-        bad |= put(err, "type", json_string(type));
-        bad |= put(err, "param", e->param ? jcstr(e->param) : json_null());
-        bad |= put(err, "code", e->code ? jcstr(e->code) : json_null());
-        bad |= put(doc, "error", json_incref(err));
+        bad |= api_json_put(err, "message",
+                            api_json_str(e->message, strnlen(e->message, sizeof(e->message))));
+        bad |= api_json_put(err, "type", json_string(type));
+        bad |= api_json_put(err, "param", e->param ? api_json_cstr(e->param) : json_null());
+        bad |= api_json_put(err, "code", e->code ? api_json_cstr(e->code) : json_null());
+        bad |= api_json_put(doc, "error", json_incref(err));
     }
     json_decref(err);
     return doc_free(doc, bad);
@@ -569,17 +391,18 @@ char *api_models_json(const char *const *ids, const char *const *owners, size_t 
         json_t *m = json_object();
         bad |= !m;
         if (!bad) {
-            bad |= put(m, "id", jcstr(ids[i]));
-            bad |= put(m, "object", json_string("model"));
-            bad |= put(m, "created", json_integer(created));
-            bad |= put(m, "owned_by", jcstr(owners && owners[i] ? owners[i] : "tandem"));
-            bad |= push(data, json_incref(m));
+            bad |= api_json_put(m, "id", api_json_cstr(ids[i]));
+            bad |= api_json_put(m, "object", json_string("model"));
+            bad |= api_json_put(m, "created", json_integer(created));
+            bad |= api_json_put(m, "owned_by",
+                                api_json_cstr(owners && owners[i] ? owners[i] : "tandem"));
+            bad |= api_json_push(data, json_incref(m));
         }
         json_decref(m);
     }
     if (!bad) {
-        bad |= put(doc, "object", json_string("list"));
-        bad |= put(doc, "data", json_incref(data));
+        bad |= api_json_put(doc, "object", json_string("list"));
+        bad |= api_json_put(doc, "data", json_incref(data));
     }
     json_decref(data);
     return doc_free(doc, bad);
@@ -588,7 +411,7 @@ char *api_models_json(const char *const *ids, const char *const *owners, size_t 
 /* ---- embeddings: built by hand (a million json_real objects would be slow) ---- */
 
 /* %.9g round-trips a float32. Not-finite values are not JSON; they become 0. */
-static void db_float(struct dbuf *b, float x)
+static void buf_float(struct api_json_buf *b, float x)
 {
     char tmp[32];
     int n = snprintf(tmp, sizeof(tmp), "%.9g", isfinite(x) ? (double)x : 0.0);
@@ -596,10 +419,10 @@ static void db_float(struct dbuf *b, float x)
     for (int i = 0; i < n; i++)
         if (tmp[i] == ',')
             tmp[i] = '.';
-    db_add(b, tmp, (size_t)n);
+    api_json_buf_add(b, tmp, (size_t)n);
 }
 
-static void db_base64_floats(struct dbuf *b, const float *v, int dim)
+static void buf_base64_floats(struct api_json_buf *b, const float *v, int dim)
 {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t nbytes = (size_t)dim * 4;
@@ -617,7 +440,7 @@ static void db_base64_floats(struct dbuf *b, const float *v, int dim)
             out[1] = tbl[(w >> 12) & 63];
             out[2] = k > 1 ? tbl[(w >> 6) & 63] : '=';
             out[3] = k > 2 ? tbl[w & 63] : '=';
-            db_add(b, out, 4);
+            api_json_buf_add(b, out, 4);
             k = 0;
         }
     }
@@ -628,9 +451,9 @@ char *api_embeddings_json(const char *model, const float *const *vecs, size_t n,
 {
     if (dim < 0 || (n && (!vecs || dim > 0x10000000)))
         return NULL;
-    struct dbuf b = {0};
+    struct api_json_buf b = {0};
     char tmp[96];
-    db_str(&b, "{\"object\":\"list\",\"data\":[");
+    api_json_buf_str(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < n && !b.failed; i++) {
         if (!vecs[i] && dim > 0) {
             b.failed = true;
@@ -638,32 +461,28 @@ char *api_embeddings_json(const char *model, const float *const *vecs, size_t n,
         }
         snprintf(tmp, sizeof(tmp),
                  "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        db_str(&b, tmp);
+        api_json_buf_str(&b, tmp);
         if (base64) {
-            db_str(&b, "\"");
-            db_base64_floats(&b, vecs[i], dim);
-            db_str(&b, "\"");
+            api_json_buf_str(&b, "\"");
+            buf_base64_floats(&b, vecs[i], dim);
+            api_json_buf_str(&b, "\"");
         } else {
-            db_str(&b, "[");
+            api_json_buf_str(&b, "[");
             for (int d = 0; d < dim; d++) {
                 if (d)
-                    db_str(&b, ",");
-                db_float(&b, vecs[i][d]);
+                    api_json_buf_str(&b, ",");
+                buf_float(&b, vecs[i][d]);
             }
-            db_str(&b, "]");
+            api_json_buf_str(&b, "]");
         }
-        db_str(&b, "}");
+        api_json_buf_str(&b, "}");
     }
-    db_str(&b, "],\"model\":");
-    json_t *jm = jcstr(model);
-    db_json(&b, jm);
+    api_json_buf_str(&b, "],\"model\":");
+    json_t *jm = api_json_cstr(model);
+    api_json_buf_dump(&b, jm, DUMP_FLAGS);
     json_decref(jm);
     snprintf(tmp, sizeof(tmp), ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}",
              prompt_tokens, prompt_tokens);
-    db_str(&b, tmp);
-    if (b.failed) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    api_json_buf_str(&b, tmp);
+    return api_json_buf_take(&b);
 }

@@ -47,251 +47,329 @@ static void check_none(const char *file, int line, const char *text, enum pii_ki
                        (int)m[k].len, text + m[k].start, text);
 }
 
-#define FIND(text, kind, value) check_find(__FILE__, __LINE__, text, kind, value, false)
-#define FIND_ONLY(text, kind, value) check_find(__FILE__, __LINE__, text, kind, value, true)
-#define NONE(text, kind) check_none(__FILE__, __LINE__, text, kind)
-#define NOTHING(text) check_none(__FILE__, __LINE__, text, PII_KIND_COUNT)
+/* One scan expectation of a detector's table, or (group set) the start of a test's rows. */
+struct scan_case {
+    const char *group; /* GROUP rows: the test whose rows follow; NULL on other rows */
+    const char *text;
+    enum pii_kind kind; /* PII_KIND_COUNT (with value NULL): no match of any kind */
+    const char *value;  /* the match of kind text must hold; NULL: no match of kind */
+    bool only;          /* value must be the only match */
+};
+
+/* Rows: text holds kind with exactly value (and, for FIND_ONLY, nothing else); NONE: no match of
+ * kind; NOTHING: no match at all. */
+#define FIND(text, kind, value) {NULL, text, kind, value, false}
+#define FIND_ONLY(text, kind, value) {NULL, text, kind, value, true}
+#define NONE(text, kind) {NULL, text, kind, NULL, false}
+#define NOTHING(text) {NULL, text, PII_KIND_COUNT, NULL, false}
+#define GROUP(test) {#test, NULL, PII_KIND_COUNT, NULL, false}
+
+/* Checks rows c[0..n) up to the next GROUP row (failures name the row's text). Returns how many
+ * rows it checked. */
+static size_t check_cases(const char *file, int line, const struct scan_case *c, size_t n)
+{
+    size_t k = 0;
+    for (; k < n && !c[k].group; k++) {
+        if (c[k].value)
+            check_find(file, line, c[k].text, c[k].kind, c[k].value, c[k].only);
+        else
+            check_none(file, line, c[k].text, c[k].kind);
+    }
+    return k;
+}
+#define CHECK_CASES(cases) check_cases(__FILE__, __LINE__, cases, sizeof(cases) / sizeof((cases)[0]))
 
 TEST(pii_kind_names)
 {
-    CHECK_STR(pii_kind_name(PII_KIND_EMAIL), "email");
-    CHECK_STR(pii_kind_name(PII_KIND_PHONE), "phone");
-    CHECK_STR(pii_kind_name(PII_KIND_CARD), "card");
-    CHECK_STR(pii_kind_name(PII_KIND_IBAN), "iban");
-    CHECK_STR(pii_kind_name(PII_KIND_IPV4), "ipv4");
-    CHECK_STR(pii_kind_name(PII_KIND_IPV6), "ipv6");
-    CHECK_STR(pii_kind_name(PII_KIND_SSN), "ssn");
-    CHECK_STR(pii_kind_name(PII_KIND_NATIONAL_ID), "national_id");
-    CHECK_STR(pii_kind_name(PII_KIND_API_KEY), "api_key");
-    CHECK_STR(pii_kind_name(PII_KIND_PRIVATE_KEY), "private_key");
-    CHECK_STR(pii_kind_name(PII_KIND_PERSON), "person");
-    CHECK_STR(pii_kind_name(PII_KIND_COUNT), "unknown");
-    CHECK_STR(pii_kind_name((enum pii_kind)-1), "unknown");
+    static const struct {
+        enum pii_kind kind;
+        const char *name;
+    } names[] = {
+        {PII_KIND_EMAIL, "email"},
+        {PII_KIND_PHONE, "phone"},
+        {PII_KIND_CARD, "card"},
+        {PII_KIND_IBAN, "iban"},
+        {PII_KIND_IPV4, "ipv4"},
+        {PII_KIND_IPV6, "ipv6"},
+        {PII_KIND_SSN, "ssn"},
+        {PII_KIND_NATIONAL_ID, "national_id"},
+        {PII_KIND_API_KEY, "api_key"},
+        {PII_KIND_PRIVATE_KEY, "private_key"},
+        {PII_KIND_PERSON, "person"},
+        {PII_KIND_COUNT, "unknown"},
+        {(enum pii_kind)-1, "unknown"},
+    };
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        CHECK_STR(pii_kind_name(names[k].kind), names[k].name);
     CHECK(pii_kind_tag(PII_KIND_COUNT) == NULL);
     CHECK_STR(pii_strerror(PII_E_FULL), "too many detected values");
 }
 
-TEST(pii_email)
-{
-    FIND_ONLY("write to john.doe@example.com today", PII_KIND_EMAIL, "john.doe@example.com");
-    FIND_ONLY("<a+tag_1@mail.sub.example.co.uk>", PII_KIND_EMAIL, "a+tag_1@mail.sub.example.co.uk");
-    FIND_ONLY("Mail: X.Y-Z@Example.ORG.", PII_KIND_EMAIL, "X.Y-Z@Example.ORG");
-    NOTHING("user@localhost is not routable");
-    NOTHING("@example.com alone");
-    NOTHING("foo@bar.c has a one-letter TLD");
-    NOTHING("a@-bad-.com and b@.com");
-    NOTHING("decorator @property and @Override");
-}
+/* The detectors' positives and negatives: each GROUP row starts the rows of the test it names. */
+static const struct scan_case detector_cases[] = {
+    GROUP(pii_email),
+    FIND_ONLY("write to john.doe@example.com today", PII_KIND_EMAIL, "john.doe@example.com"),
+    FIND_ONLY("<a+tag_1@mail.sub.example.co.uk>", PII_KIND_EMAIL, "a+tag_1@mail.sub.example.co.uk"),
+    FIND_ONLY("Mail: X.Y-Z@Example.ORG.", PII_KIND_EMAIL, "X.Y-Z@Example.ORG"),
+    NOTHING("user@localhost is not routable"),
+    NOTHING("@example.com alone"),
+    NOTHING("foo@bar.c has a one-letter TLD"),
+    NOTHING("a@-bad-.com and b@.com"),
+    NOTHING("decorator @property and @Override"),
 
-TEST(pii_phone)
-{
-    FIND_ONLY("call +1 (555) 123-4567 now", PII_KIND_PHONE, "+1 (555) 123-4567");
-    FIND_ONLY("Tel. +49 30 1234567.", PII_KIND_PHONE, "+49 30 1234567");
-    FIND_ONLY("+33 6 12 34 56 78", PII_KIND_PHONE, "+33 6 12 34 56 78");
-    FIND_ONLY("UK: +44 20 7946 0958,", PII_KIND_PHONE, "+44 20 7946 0958");
-    FIND_ONLY("sms +4915112345678", PII_KIND_PHONE, "+4915112345678");
-    FIND_ONLY("+44 (0)20 7946 0958", PII_KIND_PHONE, "+44 (0)20 7946 0958");
-    FIND_ONLY("office (555) 123-4567", PII_KIND_PHONE, "(555) 123-4567");
-    FIND_ONLY("cell 555-123-4567", PII_KIND_PHONE, "555-123-4567");
-    FIND_ONLY("1-800-555-0199 toll free", PII_KIND_PHONE, "1-800-555-0199");
-    FIND_ONLY("portable 06 12 34 56 78", PII_KIND_PHONE, "06 12 34 56 78");
-    FIND_ONLY("06.12.34.56.78", PII_KIND_PHONE, "06.12.34.56.78");
-    FIND_ONLY("Berlin 030 1234567", PII_KIND_PHONE, "030 1234567");
-    FIND_ONLY("mobil 0171/1234567", PII_KIND_PHONE, "0171/1234567");
-    FIND_ONLY("London 020 7946 0958", PII_KIND_PHONE, "020 7946 0958");
-    FIND_ONLY("0049 30 12345678", PII_KIND_PHONE, "0049 30 12345678");
+    GROUP(pii_phone),
+    FIND_ONLY("call +1 (555) 123-4567 now", PII_KIND_PHONE, "+1 (555) 123-4567"),
+    FIND_ONLY("Tel. +49 30 1234567.", PII_KIND_PHONE, "+49 30 1234567"),
+    FIND_ONLY("+33 6 12 34 56 78", PII_KIND_PHONE, "+33 6 12 34 56 78"),
+    FIND_ONLY("UK: +44 20 7946 0958,", PII_KIND_PHONE, "+44 20 7946 0958"),
+    FIND_ONLY("sms +4915112345678", PII_KIND_PHONE, "+4915112345678"),
+    FIND_ONLY("+44 (0)20 7946 0958", PII_KIND_PHONE, "+44 (0)20 7946 0958"),
+    FIND_ONLY("office (555) 123-4567", PII_KIND_PHONE, "(555) 123-4567"),
+    FIND_ONLY("cell 555-123-4567", PII_KIND_PHONE, "555-123-4567"),
+    FIND_ONLY("1-800-555-0199 toll free", PII_KIND_PHONE, "1-800-555-0199"),
+    FIND_ONLY("portable 06 12 34 56 78", PII_KIND_PHONE, "06 12 34 56 78"),
+    FIND_ONLY("06.12.34.56.78", PII_KIND_PHONE, "06.12.34.56.78"),
+    FIND_ONLY("Berlin 030 1234567", PII_KIND_PHONE, "030 1234567"),
+    FIND_ONLY("mobil 0171/1234567", PII_KIND_PHONE, "0171/1234567"),
+    FIND_ONLY("London 020 7946 0958", PII_KIND_PHONE, "020 7946 0958"),
+    FIND_ONLY("0049 30 12345678", PII_KIND_PHONE, "0049 30 12345678"),
     /* dates, versions, prices, plain numbers, times */
-    NOTHING("on 2026-11-22 and 22.11.2026 and 11/22/2026");
-    NOTHING("01.02.2026 12:00");
-    NOTHING("version 1.2.3 and 10.0.19045");
-    NOTHING("it costs $1,234,567.89 or 1 234 567 EUR");
-    NOTHING("order 12345678901 shipped");
-    NOTHING("pi is 3.14159 and e 2.71828");
-    NOTHING("ISBN 978-3-16-148410-0");
-    NOTHING("call 555-1234");
-    NOTHING("Boston, MA 02110-1301 USA");
-    NOTHING("failed tests: 571 612 1056");
-    NOTHING("bytes 01 02 03 04 05 06 and 05 00 00 00 00 00");
-    NOTHING("snapshot (1:10~+20191229111838+6991d5728f1-1)");
-    NOTHING("0.5 1234567");
-    NOTHING("+12 is a score");
-    NOTHING("room 123 456 7890123");
-    FIND("+49 30 1234567 4111 1111 1111 1111", PII_KIND_PHONE, "+49 30 1234567");
-    FIND("+49 30 1234567 4111 1111 1111 1111", PII_KIND_CARD, "4111 1111 1111 1111");
-}
+    NOTHING("on 2026-11-22 and 22.11.2026 and 11/22/2026"),
+    NOTHING("01.02.2026 12:00"),
+    NOTHING("version 1.2.3 and 10.0.19045"),
+    NOTHING("it costs $1,234,567.89 or 1 234 567 EUR"),
+    NOTHING("order 12345678901 shipped"),
+    NOTHING("pi is 3.14159 and e 2.71828"),
+    NOTHING("ISBN 978-3-16-148410-0"),
+    NOTHING("call 555-1234"),
+    NOTHING("Boston, MA 02110-1301 USA"),
+    NOTHING("failed tests: 571 612 1056"),
+    NOTHING("bytes 01 02 03 04 05 06 and 05 00 00 00 00 00"),
+    NOTHING("snapshot (1:10~+20191229111838+6991d5728f1-1)"),
+    NOTHING("0.5 1234567"),
+    NOTHING("+12 is a score"),
+    NOTHING("room 123 456 7890123"),
+    FIND("+49 30 1234567 4111 1111 1111 1111", PII_KIND_PHONE, "+49 30 1234567"),
+    FIND("+49 30 1234567 4111 1111 1111 1111", PII_KIND_CARD, "4111 1111 1111 1111"),
 
-TEST(pii_card)
-{
-    FIND_ONLY("card 4111 1111 1111 1111 exp 12/27", PII_KIND_CARD, "4111 1111 1111 1111");
-    FIND_ONLY("4111-1111-1111-1111", PII_KIND_CARD, "4111-1111-1111-1111");
-    FIND_ONLY("pan=4111111111111111;", PII_KIND_CARD, "4111111111111111");
-    FIND_ONLY("amex 3782 822463 10005", PII_KIND_CARD, "3782 822463 10005");
-    FIND_ONLY("mc 5500 0000 0000 0004", PII_KIND_CARD, "5500 0000 0000 0004");
-    FIND_ONLY("discover 6011111111111117", PII_KIND_CARD, "6011111111111117");
-    FIND_ONLY("jcb 3530111333300000", PII_KIND_CARD, "3530111333300000");
-    FIND_ONLY("card 4111 1111 1111 1111 2026", PII_KIND_CARD, "4111 1111 1111 1111");
-    FIND("4111111111111111 192.168.0.1", PII_KIND_CARD, "4111111111111111");
-    NONE("4111 1111 1111 1112", PII_KIND_CARD);     /* Luhn fails */
-    NONE("4111111111111112", PII_KIND_CARD);
-    NONE("1234 5678 1234 5670", PII_KIND_CARD);     /* Luhn ok, no such issuer */
-    NONE("41111111111111111111", PII_KIND_CARD);    /* 20 digits */
-    NONE("4111 1111-1111 1111", PII_KIND_CARD);     /* mixed separators */
-    NONE("378282246310005x", PII_KIND_CARD);
-    NONE("v1.4111111111111111", PII_KIND_CARD);
-}
+    GROUP(pii_card),
+    FIND_ONLY("card 4111 1111 1111 1111 exp 12/27", PII_KIND_CARD, "4111 1111 1111 1111"),
+    FIND_ONLY("4111-1111-1111-1111", PII_KIND_CARD, "4111-1111-1111-1111"),
+    FIND_ONLY("pan=4111111111111111;", PII_KIND_CARD, "4111111111111111"),
+    FIND_ONLY("amex 3782 822463 10005", PII_KIND_CARD, "3782 822463 10005"),
+    FIND_ONLY("mc 5500 0000 0000 0004", PII_KIND_CARD, "5500 0000 0000 0004"),
+    FIND_ONLY("discover 6011111111111117", PII_KIND_CARD, "6011111111111117"),
+    FIND_ONLY("jcb 3530111333300000", PII_KIND_CARD, "3530111333300000"),
+    FIND_ONLY("card 4111 1111 1111 1111 2026", PII_KIND_CARD, "4111 1111 1111 1111"),
+    FIND("4111111111111111 192.168.0.1", PII_KIND_CARD, "4111111111111111"),
+    NONE("4111 1111 1111 1112", PII_KIND_CARD),     /* Luhn fails */
+    NONE("4111111111111112", PII_KIND_CARD),
+    NONE("1234 5678 1234 5670", PII_KIND_CARD),     /* Luhn ok, no such issuer */
+    NONE("41111111111111111111", PII_KIND_CARD),    /* 20 digits */
+    NONE("4111 1111-1111 1111", PII_KIND_CARD),     /* mixed separators */
+    NONE("378282246310005x", PII_KIND_CARD),
+    NONE("v1.4111111111111111", PII_KIND_CARD),
 
-TEST(pii_iban)
-{
-    FIND_ONLY("IBAN: DE89 3704 0044 0532 0130 00.", PII_KIND_IBAN, "DE89 3704 0044 0532 0130 00");
-    FIND_ONLY("DE89370400440532013000", PII_KIND_IBAN, "DE89370400440532013000");
-    FIND_ONLY("GB82 WEST 1234 5698 7654 32", PII_KIND_IBAN, "GB82 WEST 1234 5698 7654 32");
-    FIND_ONLY("FR14 2004 1010 0505 0001 3M02 606", PII_KIND_IBAN, "FR14 2004 1010 0505 0001 3M02 606");
-    FIND_ONLY("(NL91ABNA0417164300)", PII_KIND_IBAN, "NL91ABNA0417164300");
-    FIND_ONLY("ES91 2100 0418 4502 0005 1332", PII_KIND_IBAN, "ES91 2100 0418 4502 0005 1332");
-    FIND_ONLY("CH9300762011623852957", PII_KIND_IBAN, "CH9300762011623852957");
-    NONE("DE89 3704 0044 0532 0130 01", PII_KIND_IBAN);  /* mod 97 fails */
-    NONE("DE88370400440532013000", PII_KIND_IBAN);
-    NONE("DE89 3704 0044 0532 0130", PII_KIND_IBAN);     /* too short */
-    NONE("DE8937040044053201300012", PII_KIND_IBAN);     /* too long */
-    NONE("XX89370400440532013000", PII_KIND_IBAN);       /* no such country */
-    NONE("DE89 370 40044 0532 0130 00", PII_KIND_IBAN);  /* broken grouping */
-}
+    GROUP(pii_iban),
+    FIND_ONLY("IBAN: DE89 3704 0044 0532 0130 00.", PII_KIND_IBAN, "DE89 3704 0044 0532 0130 00"),
+    FIND_ONLY("DE89370400440532013000", PII_KIND_IBAN, "DE89370400440532013000"),
+    FIND_ONLY("GB82 WEST 1234 5698 7654 32", PII_KIND_IBAN, "GB82 WEST 1234 5698 7654 32"),
+    FIND_ONLY("FR14 2004 1010 0505 0001 3M02 606", PII_KIND_IBAN, "FR14 2004 1010 0505 0001 3M02 606"),
+    FIND_ONLY("(NL91ABNA0417164300)", PII_KIND_IBAN, "NL91ABNA0417164300"),
+    FIND_ONLY("ES91 2100 0418 4502 0005 1332", PII_KIND_IBAN, "ES91 2100 0418 4502 0005 1332"),
+    FIND_ONLY("CH9300762011623852957", PII_KIND_IBAN, "CH9300762011623852957"),
+    NONE("DE89 3704 0044 0532 0130 01", PII_KIND_IBAN),  /* mod 97 fails */
+    NONE("DE88370400440532013000", PII_KIND_IBAN),
+    NONE("DE89 3704 0044 0532 0130", PII_KIND_IBAN),     /* too short */
+    NONE("DE8937040044053201300012", PII_KIND_IBAN),     /* too long */
+    NONE("XX89370400440532013000", PII_KIND_IBAN),       /* no such country */
+    NONE("DE89 370 40044 0532 0130 00", PII_KIND_IBAN),  /* broken grouping */
 
-TEST(pii_ipv4)
-{
-    FIND_ONLY("host 192.168.1.1 is up", PII_KIND_IPV4, "192.168.1.1");
-    FIND_ONLY("10.0.0.255,", PII_KIND_IPV4, "10.0.0.255");
-    FIND_ONLY("dns=8.8.8.8.", PII_KIND_IPV4, "8.8.8.8");
-    FIND_ONLY("net 10.1.2.0/24", PII_KIND_IPV4, "10.1.2.0");
-    NOTHING("256.1.1.1 and 1.256.1.1 and 1.1.1.300");
-    NOTHING("version 1.2.3.4.5 of the tool");
-    NOTHING("v1.2.3.4");
-    NOTHING("release 1.2.3");
-    NOTHING("192.168.01.1");
-    NOTHING("1.2.3.4a");
-    NOTHING("Standards-Version: bump to 3.7.2.0.");
-    NOTHING("new upstream release 4.3.99.16");
-}
+    GROUP(pii_ipv4),
+    FIND_ONLY("host 192.168.1.1 is up", PII_KIND_IPV4, "192.168.1.1"),
+    FIND_ONLY("10.0.0.255,", PII_KIND_IPV4, "10.0.0.255"),
+    FIND_ONLY("dns=8.8.8.8.", PII_KIND_IPV4, "8.8.8.8"),
+    FIND_ONLY("net 10.1.2.0/24", PII_KIND_IPV4, "10.1.2.0"),
+    NOTHING("256.1.1.1 and 1.256.1.1 and 1.1.1.300"),
+    NOTHING("version 1.2.3.4.5 of the tool"),
+    NOTHING("v1.2.3.4"),
+    NOTHING("release 1.2.3"),
+    NOTHING("192.168.01.1"),
+    NOTHING("1.2.3.4a"),
+    NOTHING("Standards-Version: bump to 3.7.2.0."),
+    NOTHING("new upstream release 4.3.99.16"),
 
-TEST(pii_ipv6)
-{
+    GROUP(pii_ipv6),
     FIND_ONLY("addr 2001:0db8:85a3:0000:0000:8a2e:0370:7334 ok", PII_KIND_IPV6,
-              "2001:0db8:85a3:0000:0000:8a2e:0370:7334");
-    FIND_ONLY("2001:db8::1", PII_KIND_IPV6, "2001:db8::1");
-    FIND_ONLY("[fe80::1ff:fe23:4567:890a]", PII_KIND_IPV6, "fe80::1ff:fe23:4567:890a");
-    FIND_ONLY("mapped ::ffff:192.168.1.1 here", PII_KIND_IPV6, "::ffff:192.168.1.1");
-    FIND_ONLY("64:ff9b::10.0.0.1", PII_KIND_IPV6, "64:ff9b::10.0.0.1");
-    FIND_ONLY("2001:db8:0:0:1:0:0:1", PII_KIND_IPV6, "2001:db8:0:0:1:0:0:1");
-    NOTHING("at 12:30:45 sharp");
-    NOTHING("2001:db8::1::2");
-    NOTHING("mac ab:cd:ef:01:23:45");
-    NOTHING("1:2:3:4:5:6:7:8:9");
-    NOTHING("std::vector<int> a; Foo::Bar");
-    NOTHING("12345::1");
-    NOTHING("dead::beef");
-}
+              "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+    FIND_ONLY("2001:db8::1", PII_KIND_IPV6, "2001:db8::1"),
+    FIND_ONLY("[fe80::1ff:fe23:4567:890a]", PII_KIND_IPV6, "fe80::1ff:fe23:4567:890a"),
+    FIND_ONLY("mapped ::ffff:192.168.1.1 here", PII_KIND_IPV6, "::ffff:192.168.1.1"),
+    FIND_ONLY("64:ff9b::10.0.0.1", PII_KIND_IPV6, "64:ff9b::10.0.0.1"),
+    FIND_ONLY("2001:db8:0:0:1:0:0:1", PII_KIND_IPV6, "2001:db8:0:0:1:0:0:1"),
+    NOTHING("at 12:30:45 sharp"),
+    NOTHING("2001:db8::1::2"),
+    NOTHING("mac ab:cd:ef:01:23:45"),
+    NOTHING("1:2:3:4:5:6:7:8:9"),
+    NOTHING("std::vector<int> a; Foo::Bar"),
+    NOTHING("12345::1"),
+    NOTHING("dead::beef"),
 
-TEST(pii_ssn)
-{
-    FIND_ONLY("SSN 123-45-6789.", PII_KIND_SSN, "123-45-6789");
-    FIND_ONLY("ssn: 078 05 1120", PII_KIND_SSN, "078 05 1120");
-    NONE("000-12-3456", PII_KIND_SSN);
-    NONE("666-12-3456", PII_KIND_SSN);
-    NONE("900-12-3456", PII_KIND_SSN);
-    NONE("999-12-3456", PII_KIND_SSN);
-    NONE("123-00-4567", PII_KIND_SSN);
-    NONE("123-45-0000", PII_KIND_SSN);
-    NONE("123-45-67890", PII_KIND_SSN);
-    NONE("1123-45-6789", PII_KIND_SSN);
-    NONE("123-45 6789", PII_KIND_SSN);
-}
+    GROUP(pii_ssn),
+    FIND_ONLY("SSN 123-45-6789.", PII_KIND_SSN, "123-45-6789"),
+    FIND_ONLY("ssn: 078 05 1120", PII_KIND_SSN, "078 05 1120"),
+    NONE("000-12-3456", PII_KIND_SSN),
+    NONE("666-12-3456", PII_KIND_SSN),
+    NONE("900-12-3456", PII_KIND_SSN),
+    NONE("999-12-3456", PII_KIND_SSN),
+    NONE("123-00-4567", PII_KIND_SSN),
+    NONE("123-45-0000", PII_KIND_SSN),
+    NONE("123-45-67890", PII_KIND_SSN),
+    NONE("1123-45-6789", PII_KIND_SSN),
+    NONE("123-45 6789", PII_KIND_SSN),
 
-TEST(pii_national_id_nino)
-{
-    FIND_ONLY("NI number AB 12 34 56 C.", PII_KIND_NATIONAL_ID, "AB 12 34 56 C");
-    FIND_ONLY("AB123456C", PII_KIND_NATIONAL_ID, "AB123456C");
-    NONE("DA123456C", PII_KIND_NATIONAL_ID);  /* D never first */
-    NONE("AO123456C", PII_KIND_NATIONAL_ID);  /* O never second */
-    NONE("GB123456C", PII_KIND_NATIONAL_ID);  /* excluded prefix */
-    NONE("TN123456C", PII_KIND_NATIONAL_ID);
-    NONE("AB123456E", PII_KIND_NATIONAL_ID);  /* suffix A-D only */
-    NONE("AB 12 3456 C", PII_KIND_NATIONAL_ID);
-}
+    GROUP(pii_national_id_nino),
+    FIND_ONLY("NI number AB 12 34 56 C.", PII_KIND_NATIONAL_ID, "AB 12 34 56 C"),
+    FIND_ONLY("AB123456C", PII_KIND_NATIONAL_ID, "AB123456C"),
+    NONE("DA123456C", PII_KIND_NATIONAL_ID),  /* D never first */
+    NONE("AO123456C", PII_KIND_NATIONAL_ID),  /* O never second */
+    NONE("GB123456C", PII_KIND_NATIONAL_ID),  /* excluded prefix */
+    NONE("TN123456C", PII_KIND_NATIONAL_ID),
+    NONE("AB123456E", PII_KIND_NATIONAL_ID),  /* suffix A-D only */
+    NONE("AB 12 3456 C", PII_KIND_NATIONAL_ID),
 
-TEST(pii_national_id_dni_nie)
-{
-    FIND_ONLY("DNI 12345678Z", PII_KIND_NATIONAL_ID, "12345678Z");
-    FIND_ONLY("DNI 12345678-Z", PII_KIND_NATIONAL_ID, "12345678-Z");
-    FIND_ONLY("NIE X1234567L", PII_KIND_NATIONAL_ID, "X1234567L");
-    FIND_ONLY("NIE Y7654321G", PII_KIND_NATIONAL_ID, "Y7654321G");
-    NONE("DNI 12345678A", PII_KIND_NATIONAL_ID);
-    NONE("NIE X1234567M", PII_KIND_NATIONAL_ID);
-    NONE("12345678ZZ", PII_KIND_NATIONAL_ID);
-}
+    GROUP(pii_national_id_dni_nie),
+    FIND_ONLY("DNI 12345678Z", PII_KIND_NATIONAL_ID, "12345678Z"),
+    FIND_ONLY("DNI 12345678-Z", PII_KIND_NATIONAL_ID, "12345678-Z"),
+    FIND_ONLY("NIE X1234567L", PII_KIND_NATIONAL_ID, "X1234567L"),
+    FIND_ONLY("NIE Y7654321G", PII_KIND_NATIONAL_ID, "Y7654321G"),
+    NONE("DNI 12345678A", PII_KIND_NATIONAL_ID),
+    NONE("NIE X1234567M", PII_KIND_NATIONAL_ID),
+    NONE("12345678ZZ", PII_KIND_NATIONAL_ID),
 
-TEST(pii_national_id_nir)
-{
-    FIND_ONLY("NIR 1 84 12 76 451 089 46", PII_KIND_NATIONAL_ID, "1 84 12 76 451 089 46");
-    FIND_ONLY("184127645108946", PII_KIND_NATIONAL_ID, "184127645108946");
-    FIND_ONLY("2 69 02 99 341 732 85", PII_KIND_NATIONAL_ID, "2 69 02 99 341 732 85");
+    GROUP(pii_national_id_nir),
+    FIND_ONLY("NIR 1 84 12 76 451 089 46", PII_KIND_NATIONAL_ID, "1 84 12 76 451 089 46"),
+    FIND_ONLY("184127645108946", PII_KIND_NATIONAL_ID, "184127645108946"),
+    FIND_ONLY("2 69 02 99 341 732 85", PII_KIND_NATIONAL_ID, "2 69 02 99 341 732 85"),
     /* Corsica: 2A counts as 19 */
-    FIND_ONLY("1 85 05 2A 004 012 70", PII_KIND_NATIONAL_ID, "1 85 05 2A 004 012 70");
-    NONE("1 84 12 76 451 089 47", PII_KIND_NATIONAL_ID);
-    NONE("3 84 12 76 451 089 46", PII_KIND_NATIONAL_ID);
-    NONE("1 84 15 76 451 089 46", PII_KIND_NATIONAL_ID);
-}
+    FIND_ONLY("1 85 05 2A 004 012 70", PII_KIND_NATIONAL_ID, "1 85 05 2A 004 012 70"),
+    NONE("1 84 12 76 451 089 47", PII_KIND_NATIONAL_ID),
+    NONE("3 84 12 76 451 089 46", PII_KIND_NATIONAL_ID),
+    NONE("1 84 15 76 451 089 46", PII_KIND_NATIONAL_ID),
 
-TEST(pii_national_id_codice_fiscale)
-{
-    FIND_ONLY("CF: RSSMRA85T10A562S", PII_KIND_NATIONAL_ID, "RSSMRA85T10A562S");
-    FIND_ONLY("MRTMTT25D09F205Z", PII_KIND_NATIONAL_ID, "MRTMTT25D09F205Z");
-    NONE("RSSMRA85T10A562T", PII_KIND_NATIONAL_ID);  /* check char */
-    NONE("RSSMRA85Z10A562S", PII_KIND_NATIONAL_ID);  /* no such month letter */
-    NONE("RSSMRA85T10A562SX", PII_KIND_NATIONAL_ID);
-}
+    GROUP(pii_national_id_codice_fiscale),
+    FIND_ONLY("CF: RSSMRA85T10A562S", PII_KIND_NATIONAL_ID, "RSSMRA85T10A562S"),
+    FIND_ONLY("MRTMTT25D09F205Z", PII_KIND_NATIONAL_ID, "MRTMTT25D09F205Z"),
+    NONE("RSSMRA85T10A562T", PII_KIND_NATIONAL_ID),  /* check char */
+    NONE("RSSMRA85Z10A562S", PII_KIND_NATIONAL_ID),  /* no such month letter */
+    NONE("RSSMRA85T10A562SX", PII_KIND_NATIONAL_ID),
 
-TEST(pii_national_id_steuer_id)
-{
-    FIND_ONLY("Steuer-ID: 86095742719", PII_KIND_NATIONAL_ID, "86095742719");
-    FIND_ONLY("IdNr 65929970489", PII_KIND_NATIONAL_ID, "65929970489");
-    FIND_ONLY("86 095 742 719", PII_KIND_NATIONAL_ID, "86 095 742 719");
-    NONE("Steuer-ID: 86095742718", PII_KIND_NATIONAL_ID);  /* check digit */
-    NONE("Steuer-ID: 12345678903", PII_KIND_NATIONAL_ID);  /* no repeated digit */
-    NONE("Steuer-ID: 06095742719", PII_KIND_NATIONAL_ID);  /* leading zero */
-    NONE("order 86095742719", PII_KIND_NATIONAL_ID);       /* plain digits need context */
-}
+    GROUP(pii_national_id_steuer_id),
+    FIND_ONLY("Steuer-ID: 86095742719", PII_KIND_NATIONAL_ID, "86095742719"),
+    FIND_ONLY("IdNr 65929970489", PII_KIND_NATIONAL_ID, "65929970489"),
+    FIND_ONLY("86 095 742 719", PII_KIND_NATIONAL_ID, "86 095 742 719"),
+    NONE("Steuer-ID: 86095742718", PII_KIND_NATIONAL_ID),  /* check digit */
+    NONE("Steuer-ID: 12345678903", PII_KIND_NATIONAL_ID),  /* no repeated digit */
+    NONE("Steuer-ID: 06095742719", PII_KIND_NATIONAL_ID),  /* leading zero */
+    NONE("order 86095742719", PII_KIND_NATIONAL_ID),       /* plain digits need context */
 
-TEST(pii_api_keys)
-{
+    GROUP(pii_api_keys),
     FIND_ONLY("key sk-proj-abc123DEF456ghi789JKL012mno", PII_KIND_API_KEY,
-              "sk-proj-abc123DEF456ghi789JKL012mno");
+              "sk-proj-abc123DEF456ghi789JKL012mno"),
     FIND_ONLY("sk-ant-api03-AbCdEf123456789012345678-x", PII_KIND_API_KEY,
-              "sk-ant-api03-AbCdEf123456789012345678-x");
-    FIND_ONLY("aws AKIAIOSFODNN7EXAMPLE.", PII_KIND_API_KEY, "AKIAIOSFODNN7EXAMPLE");
+              "sk-ant-api03-AbCdEf123456789012345678-x"),
+    FIND_ONLY("aws AKIAIOSFODNN7EXAMPLE.", PII_KIND_API_KEY, "AKIAIOSFODNN7EXAMPLE"),
     FIND_ONLY("ghp_1234567890abcdefghijABCDEFGHIJ123456", PII_KIND_API_KEY,
-              "ghp_1234567890abcdefghijABCDEFGHIJ123456");
+              "ghp_1234567890abcdefghijABCDEFGHIJ123456"),
     FIND_ONLY("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", PII_KIND_API_KEY,
-              "github_pat_11ABCDEFG0123456789_abcdefghijklmnop");
-    FIND_ONLY("xoxb-1234567890-abcdefghij", PII_KIND_API_KEY, "xoxb-1234567890-abcdefghij");
+              "github_pat_11ABCDEFG0123456789_abcdefghijklmnop"),
+    FIND_ONLY("xoxb-1234567890-abcdefghij", PII_KIND_API_KEY, "xoxb-1234567890-abcdefghij"),
     FIND_ONLY("AIzaSyA1234567890abcdefghijklmnopqrstu", PII_KIND_API_KEY,
-              "AIzaSyA1234567890abcdefghijklmnopqrstu");
-    FIND_ONLY("glpat-abcdefghij1234567890", PII_KIND_API_KEY, "glpat-abcdefghij1234567890");
+              "AIzaSyA1234567890abcdefghijklmnopqrstu"),
+    FIND_ONLY("glpat-abcdefghij1234567890", PII_KIND_API_KEY, "glpat-abcdefghij1234567890"),
     FIND_ONLY("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc123", PII_KIND_API_KEY,
-              "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc123");
+              "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc123"),
     FIND_ONLY("api_key=9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee1234", PII_KIND_API_KEY,
-              "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee1234");
+              "9f8e7d6c5b4a39281706f5e4d3c2b1a0ffee1234"),
     FIND_ONLY("{\"client_secret\": \"Zx8Qw2Lk5Mn7Pv3Rt6Yh9Bj4Cd1Fg0Ks8Lm\"}", PII_KIND_API_KEY,
-              "Zx8Qw2Lk5Mn7Pv3Rt6Yh9Bj4Cd1Fg0Ks8Lm");
-    FIND_ONLY("DB_PASSWORD=hunter22", PII_KIND_API_KEY, "hunter22");
-    FIND_ONLY("password: S3cret!pw", PII_KIND_API_KEY, "S3cret!pw");
-    NOTHING("we use sk-learn and sk-abc for ML");
-    NOTHING("the key: value pairs are sorted");
-    NOTHING("password: required");
-    NOTHING("token = ${TOKEN}");
-    NOTHING("AKIA1234 is too short");
-    NOTHING("api_key=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-    NOTHING("Bearer token");
+              "Zx8Qw2Lk5Mn7Pv3Rt6Yh9Bj4Cd1Fg0Ks8Lm"),
+    FIND_ONLY("DB_PASSWORD=hunter22", PII_KIND_API_KEY, "hunter22"),
+    FIND_ONLY("password: S3cret!pw", PII_KIND_API_KEY, "S3cret!pw"),
+    NOTHING("we use sk-learn and sk-abc for ML"),
+    NOTHING("the key: value pairs are sorted"),
+    NOTHING("password: required"),
+    NOTHING("token = ${TOKEN}"),
+    NOTHING("AKIA1234 is too short"),
+    NOTHING("api_key=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    NOTHING("Bearer token"),
+
+    GROUP(pii_person),
+    FIND_ONLY("I met John Smith yesterday.", PII_KIND_PERSON, "John Smith"),
+    FIND_ONLY("Maria Garcia Lopez called.", PII_KIND_PERSON, "Maria Garcia Lopez"),
+    FIND_ONLY("from José García", PII_KIND_PERSON, "José García"),
+    FIND_ONLY("Jürgen Müller wrote", PII_KIND_PERSON, "Jürgen Müller"),
+    FIND_ONLY("by Søren Kierkegaard", PII_KIND_PERSON, "Søren Kierkegaard"),
+    FIND_ONLY("Ask Dr. Patel about it", PII_KIND_PERSON, "Patel"),
+    FIND_ONLY("Herr Schmidt kommt", PII_KIND_PERSON, "Schmidt"),
+    FIND_ONLY("Mme Dupont est là", PII_KIND_PERSON, "Dupont"),
+    FIND_ONLY("selon M. Lefèvre, oui", PII_KIND_PERSON, "Lefèvre"),
+    FIND_ONLY("Prof. Dr. Anna Schmidt", PII_KIND_PERSON, "Anna Schmidt"),
+    FIND_ONLY("Mrs O'Brien", PII_KIND_PERSON, "O'Brien"),
+    FIND_ONLY("Vincent van Gogh", PII_KIND_PERSON, "Vincent van Gogh"),
+    FIND_ONLY("with Anne-Marie Dubois", PII_KIND_PERSON, "Anne-Marie Dubois"),
+    FIND_ONLY("President John F. Kennedy", PII_KIND_PERSON, "John F. Kennedy"),
+    FIND_ONLY("ask Ronald McDonald", PII_KIND_PERSON, "Ronald McDonald"),
+    FIND_ONLY("read Igor Pavlov's notes", PII_KIND_PERSON, "Igor Pavlov"),
+    FIND_ONLY("Jean-Luc Picard", PII_KIND_PERSON, "Jean-Luc Picard"),
+    FIND_ONLY("yesterday Will Turner came", PII_KIND_PERSON, "Will Turner"),
+    /* capitalised common words and sentence-initial ambiguous names */
+    NOTHING("Will Power is a book."),
+    NOTHING("May I ask a question? April Showers bring flowers."),
+    NOTHING("Hope Springs eternal. Mark Twain"), /* Mark at sentence start */
+    NOTHING("The United States and New York"),
+    NOTHING("Meet me at Victoria Station or Jordan River."),
+    NOTHING("John said hello. JOHN SMITH shouts."),
+    NOTHING("Dear John, Thanks John"),
+    NOTHING("Mr. and Mrs. are titles"),
+    NOTHING("the Frank The tank"),
+    NOTHING("a Per-head LayerNorm"),
+    NOTHING("L. Keep it.\nM. Delete any section"),
+    NOTHING("due in May Europe wide, by April Jones"),
+    NOTHING("we will Mark Grace as done"),
+};
+static const size_t n_detector_cases = sizeof(detector_cases) / sizeof(detector_cases[0]);
+
+/* Checks the rows of detector_cases under GROUP(test); a group that is missing or empty fails. */
+static void check_group(const char *file, int line, const char *test)
+{
+    for (size_t k = 0; k < n_detector_cases; k++)
+        if (detector_cases[k].group && !strcmp(detector_cases[k].group, test)) {
+            if (!check_cases(file, line, detector_cases + k + 1, n_detector_cases - k - 1))
+                test__fail(file, line, "group %s has no rows", test);
+            return;
+        }
+    test__fail(file, line, "no group %s in detector_cases", test);
 }
+#define DETECTOR_TEST(name)                                                                        \
+    TEST(name)                                                                                     \
+    {                                                                                              \
+        check_group(__FILE__, __LINE__, #name);                                                    \
+    }
+
+DETECTOR_TEST(pii_email)
+DETECTOR_TEST(pii_phone)
+DETECTOR_TEST(pii_card)
+DETECTOR_TEST(pii_iban)
+DETECTOR_TEST(pii_ipv4)
+DETECTOR_TEST(pii_ipv6)
+DETECTOR_TEST(pii_ssn)
+DETECTOR_TEST(pii_national_id_nino)
+DETECTOR_TEST(pii_national_id_dni_nie)
+DETECTOR_TEST(pii_national_id_nir)
+DETECTOR_TEST(pii_national_id_codice_fiscale)
+DETECTOR_TEST(pii_national_id_steuer_id)
+DETECTOR_TEST(pii_api_keys)
+DETECTOR_TEST(pii_person)
 
 TEST(pii_private_key)
 {
@@ -302,52 +380,19 @@ TEST(pii_private_key)
     char value[256];
     memcpy(value, want, wl);
     value[wl] = 0;
-    FIND_ONLY(pem, PII_KIND_PRIVATE_KEY, value);
-    FIND_ONLY("-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBg==\n-----END PRIVATE KEY-----",
-              PII_KIND_PRIVATE_KEY,
-              "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBg==\n-----END PRIVATE KEY-----");
-    /* a truncated block still hides its body */
-    FIND_ONLY("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n", PII_KIND_PRIVATE_KEY,
-              "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n");
-    NOTHING("-----BEGIN PUBLIC KEY-----\nMFkwEwYH\n-----END PUBLIC KEY-----");
-    NOTHING("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----");
-    NOTHING("------------------------------");
-}
-
-TEST(pii_person)
-{
-    FIND_ONLY("I met John Smith yesterday.", PII_KIND_PERSON, "John Smith");
-    FIND_ONLY("Maria Garcia Lopez called.", PII_KIND_PERSON, "Maria Garcia Lopez");
-    FIND_ONLY("from José García", PII_KIND_PERSON, "José García");
-    FIND_ONLY("Jürgen Müller wrote", PII_KIND_PERSON, "Jürgen Müller");
-    FIND_ONLY("by Søren Kierkegaard", PII_KIND_PERSON, "Søren Kierkegaard");
-    FIND_ONLY("Ask Dr. Patel about it", PII_KIND_PERSON, "Patel");
-    FIND_ONLY("Herr Schmidt kommt", PII_KIND_PERSON, "Schmidt");
-    FIND_ONLY("Mme Dupont est là", PII_KIND_PERSON, "Dupont");
-    FIND_ONLY("selon M. Lefèvre, oui", PII_KIND_PERSON, "Lefèvre");
-    FIND_ONLY("Prof. Dr. Anna Schmidt", PII_KIND_PERSON, "Anna Schmidt");
-    FIND_ONLY("Mrs O'Brien", PII_KIND_PERSON, "O'Brien");
-    FIND_ONLY("Vincent van Gogh", PII_KIND_PERSON, "Vincent van Gogh");
-    FIND_ONLY("with Anne-Marie Dubois", PII_KIND_PERSON, "Anne-Marie Dubois");
-    FIND_ONLY("President John F. Kennedy", PII_KIND_PERSON, "John F. Kennedy");
-    FIND_ONLY("ask Ronald McDonald", PII_KIND_PERSON, "Ronald McDonald");
-    FIND_ONLY("read Igor Pavlov's notes", PII_KIND_PERSON, "Igor Pavlov");
-    FIND_ONLY("Jean-Luc Picard", PII_KIND_PERSON, "Jean-Luc Picard");
-    FIND_ONLY("yesterday Will Turner came", PII_KIND_PERSON, "Will Turner");
-    /* capitalised common words and sentence-initial ambiguous names */
-    NOTHING("Will Power is a book.");
-    NOTHING("May I ask a question? April Showers bring flowers.");
-    NOTHING("Hope Springs eternal. Mark Twain"); /* Mark at sentence start */
-    NOTHING("The United States and New York");
-    NOTHING("Meet me at Victoria Station or Jordan River.");
-    NOTHING("John said hello. JOHN SMITH shouts.");
-    NOTHING("Dear John, Thanks John");
-    NOTHING("Mr. and Mrs. are titles");
-    NOTHING("the Frank The tank");
-    NOTHING("a Per-head LayerNorm");
-    NOTHING("L. Keep it.\nM. Delete any section");
-    NOTHING("due in May Europe wide, by April Jones");
-    NOTHING("we will Mark Grace as done");
+    const struct scan_case cases[] = {
+        FIND_ONLY(pem, PII_KIND_PRIVATE_KEY, value),
+        FIND_ONLY("-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBg==\n-----END PRIVATE KEY-----",
+                  PII_KIND_PRIVATE_KEY,
+                  "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBg==\n-----END PRIVATE KEY-----"),
+        /* a truncated block still hides its body */
+        FIND_ONLY("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n", PII_KIND_PRIVATE_KEY,
+                  "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n"),
+        NOTHING("-----BEGIN PUBLIC KEY-----\nMFkwEwYH\n-----END PUBLIC KEY-----"),
+        NOTHING("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"),
+        NOTHING("------------------------------"),
+    };
+    CHECK_CASES(cases);
 }
 
 TEST(pii_given_names_sorted)
@@ -365,16 +410,19 @@ TEST(pii_given_names_sorted)
 TEST(pii_overlaps)
 {
     /* a phone inside an e-mail's local part: the longer e-mail wins */
-    FIND_ONLY("sms to +4915112345678@sms.example.com", PII_KIND_EMAIL,
-              "4915112345678@sms.example.com");
-    /* honorific and given-name detectors agree on one span */
-    FIND_ONLY("Dr. John Smith", PII_KIND_PERSON, "John Smith");
-    /* IPv4 tail of an IPv6 address is not reported separately */
-    FIND_ONLY("::ffff:10.0.0.1", PII_KIND_IPV6, "::ffff:10.0.0.1");
-    /* an e-mail whose user part looks like a name */
-    FIND_ONLY("John.Smith@example.com", PII_KIND_EMAIL, "John.Smith@example.com");
-    /* a key value that is also an AWS key id */
-    FIND_ONLY("aws_secret_key=AKIAIOSFODNN7EXAMPLE", PII_KIND_API_KEY, "AKIAIOSFODNN7EXAMPLE");
+    static const struct scan_case cases[] = {
+        FIND_ONLY("sms to +4915112345678@sms.example.com", PII_KIND_EMAIL,
+                  "4915112345678@sms.example.com"),
+        /* honorific and given-name detectors agree on one span */
+        FIND_ONLY("Dr. John Smith", PII_KIND_PERSON, "John Smith"),
+        /* IPv4 tail of an IPv6 address is not reported separately */
+        FIND_ONLY("::ffff:10.0.0.1", PII_KIND_IPV6, "::ffff:10.0.0.1"),
+        /* an e-mail whose user part looks like a name */
+        FIND_ONLY("John.Smith@example.com", PII_KIND_EMAIL, "John.Smith@example.com"),
+        /* a key value that is also an AWS key id */
+        FIND_ONLY("aws_secret_key=AKIAIOSFODNN7EXAMPLE", PII_KIND_API_KEY, "AKIAIOSFODNN7EXAMPLE"),
+    };
+    CHECK_CASES(cases);
 
     const char *t = "a@b.com 4111111111111111 192.168.0.1";
     struct pii_match m[3];

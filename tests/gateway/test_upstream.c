@@ -193,6 +193,60 @@ static struct gen_sink sink_of(struct collect *c)
     return (struct gen_sink){.text = c_text, .done = c_done, .gone = c_gone, .ud = c};
 }
 
+/* One upstream_call into a collecting sink, and what it produced. */
+struct call {
+    struct collect col;
+    struct gen_sink sink;
+    struct upstream_result res;
+};
+
+/* Calls up with req (request id rid, may be NULL) into a fresh sink; upstream_call's result. */
+static int call_run(struct call *c, struct upstream_pool *pool, const struct gw_upstream *up,
+                    const struct api_request *req, const char *rid)
+{
+    c->sink = sink_of(&c->col);
+    return upstream_call(pool, up, req, &c->sink, rid, &c->res);
+}
+
+/* Checks what a call delivered: its text, text calls, finish reason and token counts (NULL and
+ * -1 are not checked). */
+static void check_delivered(const struct call *c, const char *text, int n_text, const char *reason,
+                            int prompt, int completion)
+{
+    if (text)
+        CHECK_STR(c->col.text, text);
+    if (n_text >= 0)
+        CHECK_EQ_INT(c->col.n_text, n_text);
+    if (reason)
+        CHECK_STR(c->col.reason, reason);
+    if (prompt >= 0)
+        CHECK_EQ_INT(c->col.prompt, prompt);
+    if (completion >= 0)
+        CHECK_EQ_INT(c->col.completion, completion);
+}
+
+/* Checks the outcome of a call: the upstream's HTTP status, the status for the client, whether a
+ * retry may help and whether output had begun (-1: not checked). */
+static void check_outcome(const struct call *c, int http_status, int error_status, int retryable,
+                         int started)
+{
+    if (http_status >= 0)
+        CHECK_EQ_INT(c->res.http_status, http_status);
+    if (error_status >= 0)
+        CHECK_EQ_INT(c->res.error.status, error_status);
+    if (retryable >= 0)
+        CHECK_EQ_INT(c->res.retryable, retryable);
+    if (started >= 0)
+        CHECK_EQ_INT(c->res.started, started);
+}
+
+/* The last recorded request (*rec) and its parsed body: new references, NULL when missing. */
+static json_t *last_body(const struct fake *f, json_t **rec)
+{
+    *rec = fake_request(f, -1);
+    return *rec ? req_body(*rec) : NULL;
+}
+
 /* ---- requests and upstreams ---- */
 
 static struct gw_upstream mk_up(enum gw_provider p, const struct fake *f, const char *model)
@@ -342,29 +396,21 @@ TEST(upstream_openai_plain)
     req.n_stop = 1;
     req.has_seed = true;
     req.seed = 42;
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, "req-123", &res), 0);
-    CHECK_STR(col.text, "You said: how are you");
-    CHECK_EQ_INT(col.n_text, 1);
-    CHECK_EQ_INT(col.n_done, 1);
-    CHECK_STR(col.reason, "stop");
-    CHECK_EQ_INT(col.prompt, 8); /* words of every message */
-    CHECK_EQ_INT(col.completion, 5);
-    CHECK_EQ_INT(res.prompt_tokens, 8);
-    CHECK_EQ_INT(res.http_status, 200);
-    CHECK(res.started);
-    CHECK(res.latency_ms > 0 && res.ttfb_ms > 0 && res.ttfb_ms <= res.latency_ms);
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, "req-123"), 0);
+    /* the prompt counts the words of every message */
+    check_delivered(&got, "You said: how are you", 1, "stop", 8, 5);
+    CHECK_EQ_INT(got.col.n_done, 1);
+    CHECK_EQ_INT(got.res.prompt_tokens, 8);
+    check_outcome(&got, 200, -1, -1, 1);
+    CHECK(got.res.latency_ms > 0 && got.res.ttfb_ms > 0 && got.res.ttfb_ms <= got.res.latency_ms);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK_STR(json_string_value(json_object_get(rec, "path")), "/v1/chat/completions");
     CHECK_STR(req_header(rec, "authorization"), "Bearer " KEY);
     CHECK_STR(req_header(rec, "x-request-id"), "req-123");
     CHECK_STR(req_header(rec, "user-agent"), "tandem/0.1");
     CHECK_STR(req_header(rec, "content-type"), "application/json");
-    json_t *b = req_body(rec);
-    REQUIRE(b);
     CHECK_STR(json_string_value(json_object_get(b, "model")), "gpt-test");
     json_t *msgs = json_object_get(b, "messages");
     CHECK_EQ_INT(json_array_size(msgs), 4);
@@ -388,21 +434,14 @@ TEST(upstream_openai_stream)
     START(f);
     struct gw_upstream up = mk_up(GW_PROVIDER_OPENAI_COMPATIBLE, &f, "local-llm");
     struct api_request req = mk_req(true);
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, "req-s", &res), 0);
-    CHECK_STR(col.text, "You said: how are you");
-    CHECK_EQ_INT(col.n_text, 5); /* one per word: delivered as they arrive */
-    CHECK_EQ_INT(col.n_done, 1);
-    CHECK_STR(col.reason, "stop");
-    CHECK_EQ_INT(col.prompt, 8);
-    CHECK_EQ_INT(col.completion, 5);
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, "req-s"), 0);
+    /* one text call per word: delivered as they arrive */
+    check_delivered(&got, "You said: how are you", 5, "stop", 8, 5);
+    CHECK_EQ_INT(got.col.n_done, 1);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK_STR(req_header(rec, "accept"), "text/event-stream");
-    json_t *b = req_body(rec);
-    REQUIRE(b);
     CHECK(json_is_true(json_object_get(b, "stream")));
     CHECK(json_is_true(json_object_get(json_object_get(b, "stream_options"), "include_usage")));
     CHECK(json_object_get(b, "max_tokens") == NULL);
@@ -419,19 +458,13 @@ TEST(upstream_openai_length_and_completion)
                               .max_tokens = 3, .temperature = 1, .top_p = 1};
     for (int stream = 0; stream < 2; stream++) {
         req.stream = stream;
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), 0);
-        CHECK_STR(col.text, "You said: one ");
-        CHECK_STR(col.reason, "length");
-        CHECK_EQ_INT(col.completion, 3);
+        struct call got;
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), 0);
+        check_delivered(&got, "You said: one ", -1, "length", -1, 3);
     }
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK(req_header(rec, "x-request-id") == NULL);
-    json_t *b = req_body(rec);
-    REQUIRE(b);
     json_t *msgs = json_object_get(b, "messages");
     CHECK_EQ_INT(json_array_size(msgs), 1);
     CHECK_STR(json_string_value(json_object_get(json_array_get(msgs, 0), "role")), "user");
@@ -444,12 +477,10 @@ TEST(upstream_openai_length_and_completion)
     req.prompt = NULL;
     req.prompt_tokens = toks;
     req.n_prompt_tokens = 2;
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_ARG);
-    CHECK_EQ_INT(res.error.status, 400);
-    CHECK_EQ_INT(col.n_done, 0);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_ARG);
+    CHECK_EQ_INT(got.res.error.status, 400);
+    CHECK_EQ_INT(got.col.n_done, 0);
     STOP(f);
 }
 
@@ -462,17 +493,13 @@ TEST(upstream_mistral_body)
     req.has_seed = true;
     req.seed = 7;
     req.messages[0].role = "developer";
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    int rc = upstream_call(pool, &up, &req, &sink, NULL, &res);
+    struct call got;
+    int rc = call_run(&got, pool, &up, &req, NULL);
     req.messages[0].role = "system";
     CHECK_EQ_INT(rc, 0);
-    CHECK_STR(col.text, "You said: how are you");
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
-    json_t *b = req_body(rec);
-    REQUIRE(b);
+    CHECK_STR(got.col.text, "You said: how are you");
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK_EQ_INT(json_integer_value(json_object_get(b, "max_tokens")), 100);
     CHECK_EQ_INT(json_integer_value(json_object_get(b, "random_seed")), 7);
     CHECK(json_object_get(b, "stream_options") == NULL);
@@ -509,23 +536,16 @@ TEST(upstream_anthropic_plain)
     req.top_p = 0.9f;
     req.stop[0] = "###";
     req.n_stop = 1;
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, "rid-a", &res), 0);
-    CHECK_STR(col.text, "You said: say hi");
-    CHECK_STR(col.reason, "stop");
-    CHECK_EQ_INT(col.completion, 4);
-    CHECK_EQ_INT(col.prompt, 12);
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, "rid-a"), 0);
+    check_delivered(&got, "You said: say hi", -1, "stop", 12, 4);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK_STR(json_string_value(json_object_get(rec, "path")), "/v1/messages");
     CHECK_STR(req_header(rec, "x-api-key"), KEY);
     CHECK_STR(req_header(rec, "anthropic-version"), "2023-06-01");
     CHECK_STR(req_header(rec, "x-request-id"), "rid-a");
     CHECK(req_header(rec, "authorization") == NULL);
-    json_t *b = req_body(rec);
-    REQUIRE(b);
     CHECK_STR(json_string_value(json_object_get(b, "system")), "Sys one.\n\nSys two.");
     CHECK_EQ_INT(json_integer_value(json_object_get(b, "max_tokens")), 4096);
     CHECK_NEAR(json_real_value(json_object_get(b, "temperature")), 1.0, 1e-12);
@@ -551,20 +571,12 @@ TEST(upstream_anthropic_stream)
     struct gw_upstream up = mk_up(GW_PROVIDER_ANTHROPIC, &f, "claude-test");
     struct api_request req = mk_req(true);
     req.max_tokens = 4;
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), 0);
-    CHECK_STR(col.text, "You said: how are ");
-    CHECK_EQ_INT(col.n_text, 4);
-    CHECK_STR(col.reason, "length");
-    CHECK_EQ_INT(col.prompt, 8);
-    CHECK_EQ_INT(col.completion, 4);
-    CHECK_EQ_INT(res.completion_tokens, 4);
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
-    json_t *b = req_body(rec);
-    REQUIRE(b);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), 0);
+    check_delivered(&got, "You said: how are ", 4, "length", 8, 4);
+    CHECK_EQ_INT(got.res.completion_tokens, 4);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK(json_is_true(json_object_get(b, "stream")));
     CHECK_EQ_INT(json_integer_value(json_object_get(b, "max_tokens")), 4);
     CHECK(json_object_get(b, "temperature") == NULL);
@@ -607,22 +619,15 @@ TEST(upstream_gemini_plain)
     req.stop[0] = "x";
     req.stop[1] = "y";
     req.n_stop = 2;
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, "rid-g", &res), 0);
-    CHECK_STR(col.text, "You said: how are you");
-    CHECK_STR(col.reason, "stop");
-    CHECK_EQ_INT(col.prompt, 8);
-    CHECK_EQ_INT(col.completion, 5);
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, "rid-g"), 0);
+    check_delivered(&got, "You said: how are you", -1, "stop", 8, 5);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK_STR(json_string_value(json_object_get(rec, "path")),
               "/v1beta/models/gemini-test:generateContent");
     CHECK_STR(req_header(rec, "x-goog-api-key"), KEY);
     CHECK_STR(req_header(rec, "x-request-id"), "rid-g");
-    json_t *b = req_body(rec);
-    REQUIRE(b);
     check_gemini_body(b);
     json_t *g = json_object_get(b, "generationConfig");
     CHECK_NEAR(json_real_value(json_object_get(g, "temperature")), 0.25, 1e-12);
@@ -641,20 +646,13 @@ TEST(upstream_gemini_stream)
     struct gw_upstream up = mk_up(GW_PROVIDER_GEMINI, &f, "models/gemini-test");
     struct api_request req = mk_req(true);
     req.max_tokens = 2;
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), 0);
-    CHECK_STR(col.text, "You said: ");
-    CHECK_EQ_INT(col.n_text, 2);
-    CHECK_STR(col.reason, "length");
-    CHECK_EQ_INT(col.completion, 2);
-    json_t *rec = fake_request(&f, -1);
-    REQUIRE(rec);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), 0);
+    check_delivered(&got, "You said: ", 2, "length", -1, 2);
+    json_t *rec, *b = last_body(&f, &rec);
+    REQUIRE(rec && b);
     CHECK_STR(json_string_value(json_object_get(rec, "path")),
               "/v1beta/models/gemini-test:streamGenerateContent?alt=sse");
-    json_t *b = req_body(rec);
-    REQUIRE(b);
     check_gemini_body(b);
     json_decref(b);
     json_decref(rec);
@@ -669,18 +667,13 @@ TEST(upstream_fault_http500)
     for (size_t i = 0; i < 3; i++) {
         struct gw_upstream up = mk_up(THREE[i], &f, "fault-http500");
         struct api_request req = mk_req(i == 1);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_HTTP);
-        CHECK_EQ_INT(res.http_status, 500);
-        CHECK(res.retryable);
-        CHECK(!res.started);
-        CHECK_EQ_INT(res.error.status, 502);
-        CHECK(strstr(res.error.message, "500") != NULL);
-        CHECK(strstr(res.error.message, "fake internal error") != NULL);
-        CHECK_EQ_INT(col.n_done, 0);
-        CHECK_EQ_INT(col.n_text, 0);
+        struct call got;
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_HTTP);
+        check_outcome(&got, 500, 502, 1, 0);
+        CHECK(strstr(got.res.error.message, "500") != NULL);
+        CHECK(strstr(got.res.error.message, "fake internal error") != NULL);
+        CHECK_EQ_INT(got.col.n_done, 0);
+        CHECK_EQ_INT(got.col.n_text, 0);
     }
     STOP(f);
 }
@@ -691,16 +684,13 @@ TEST(upstream_fault_http429)
     for (size_t i = 0; i < 3; i++) {
         struct gw_upstream up = mk_up(THREE[i], &f, "fault-http429");
         struct api_request req = mk_req(false);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_HTTP);
-        CHECK_EQ_INT(res.http_status, 429);
-        CHECK(res.retryable);
-        CHECK_EQ_INT(res.retry_after_ms, 1000);
-        CHECK_EQ_INT(res.error.status, 429);
-        CHECK_STR(res.error.type, "rate_limit_error");
-        CHECK_STR(res.error.message, "Rate limit reached (fake)");
+        struct call got;
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_HTTP);
+        check_outcome(&got, 429, -1, 1, -1);
+        CHECK_EQ_INT(got.res.retry_after_ms, 1000);
+        CHECK_EQ_INT(got.res.error.status, 429);
+        CHECK_STR(got.res.error.type, "rate_limit_error");
+        CHECK_STR(got.res.error.message, "Rate limit reached (fake)");
     }
     STOP(f);
 }
@@ -710,19 +700,16 @@ TEST(upstream_fault_http400_and_bad_json)
     START(f);
     struct gw_upstream up = mk_up(GW_PROVIDER_ANTHROPIC, &f, "fault-http400");
     struct api_request req = mk_req(false);
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_HTTP);
-    CHECK_EQ_INT(res.error.status, 400);
-    CHECK_STR(res.error.type, "invalid_request_error");
-    CHECK_STR(res.error.message, "fake invalid request");
-    CHECK(!res.retryable);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_HTTP);
+    CHECK_EQ_INT(got.res.error.status, 400);
+    CHECK_STR(got.res.error.type, "invalid_request_error");
+    CHECK_STR(got.res.error.message, "fake invalid request");
+    CHECK(!got.res.retryable);
     up = mk_up(GW_PROVIDER_OPENAI, &f, "fault-bad_json");
-    sink = sink_of(&col);
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_PROTOCOL);
-    CHECK_EQ_INT(res.error.status, 502);
-    CHECK_EQ_INT(col.n_done, 0);
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_PROTOCOL);
+    CHECK_EQ_INT(got.res.error.status, 502);
+    CHECK_EQ_INT(got.col.n_done, 0);
     STOP(f);
 }
 
@@ -732,26 +719,20 @@ TEST(upstream_fault_hang)
     struct gw_upstream up = mk_up(GW_PROVIDER_OPENAI, &f, "fault-hang");
     up.timeouts.first_byte_ms = 300;
     struct api_request req = mk_req(true);
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
+    struct call got;
     double t0 = now_ms();
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_TIMEOUT);
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_TIMEOUT);
     double dt = now_ms() - t0;
     CHECK(dt >= 290 && dt < 800);
-    CHECK(res.retryable);
-    CHECK(!res.started);
-    CHECK_EQ_INT(res.http_status, 0);
-    CHECK_EQ_INT(res.error.status, 504);
+    check_outcome(&got, 0, 504, 1, 0);
     /* the total timeout also holds when the first-byte one is off */
     up.timeouts.first_byte_ms = 0;
     up.timeouts.total_ms = 400;
-    sink = sink_of(&col);
     t0 = now_ms();
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_TIMEOUT);
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_TIMEOUT);
     dt = now_ms() - t0;
     CHECK(dt >= 390 && dt < 900);
-    CHECK_EQ_INT(res.error.status, 504);
+    CHECK_EQ_INT(got.res.error.status, 504);
     STOP(f);
 }
 
@@ -761,16 +742,13 @@ TEST(upstream_fault_slow_first_byte)
     struct gw_upstream up = mk_up(GW_PROVIDER_GEMINI, &f, "fault-slow_first_byte");
     up.timeouts.first_byte_ms = 300; /* the fake waits 1000 ms */
     struct api_request req = mk_req(false);
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_TIMEOUT);
-    CHECK(res.retryable);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_TIMEOUT);
+    CHECK(got.res.retryable);
     up.timeouts.first_byte_ms = 2500;
-    sink = sink_of(&col);
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), 0);
-    CHECK_STR(col.text, "You said: how are you");
-    CHECK(res.ttfb_ms >= 950);
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), 0);
+    CHECK_STR(got.col.text, "You said: how are you");
+    CHECK(got.res.ttfb_ms >= 950);
     STOP(f);
 }
 
@@ -780,15 +758,11 @@ TEST(upstream_fault_reset)
     for (size_t i = 0; i < 3; i++) {
         struct gw_upstream up = mk_up(THREE[i], &f, "fault-reset");
         struct api_request req = mk_req(i != 0);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        int rc = upstream_call(pool, &up, &req, &sink, NULL, &res);
+        struct call got;
+        int rc = call_run(&got, pool, &up, &req, NULL);
         CHECK(rc == UPSTREAM_E_CONNECT || rc == UPSTREAM_E_PROTOCOL);
-        CHECK(res.retryable);
-        CHECK(!res.started);
-        CHECK_EQ_INT(res.error.status, 502);
-        CHECK_EQ_INT(col.n_done, 0);
+        check_outcome(&got, -1, 502, 1, 0);
+        CHECK_EQ_INT(got.col.n_done, 0);
     }
     STOP(f);
 }
@@ -799,22 +773,18 @@ TEST(upstream_fault_truncate)
     for (size_t i = 0; i < 3; i++) {
         struct gw_upstream up = mk_up(THREE[i], &f, "fault-truncate");
         struct api_request req = mk_req(true);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_PROTOCOL);
-        CHECK(res.started);
-        CHECK(!res.retryable);
-        CHECK_STR(col.text, "You said: ");
-        CHECK_EQ_INT(col.n_done, 0);
-        CHECK_EQ_INT(res.error.status, 502);
+        struct call got;
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_PROTOCOL);
+        check_outcome(&got, -1, -1, 0, 1);
+        CHECK_STR(got.col.text, "You said: ");
+        CHECK_EQ_INT(got.col.n_done, 0);
+        CHECK_EQ_INT(got.res.error.status, 502);
         /* non-streamed: a body cut short */
         req.stream = false;
-        sink = sink_of(&col);
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_PROTOCOL);
-        CHECK(!res.started);
-        CHECK_EQ_INT(col.n_text, 0);
-        CHECK_EQ_INT(col.n_done, 0);
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_PROTOCOL);
+        CHECK(!got.res.started);
+        CHECK_EQ_INT(got.col.n_text, 0);
+        CHECK_EQ_INT(got.col.n_done, 0);
     }
     STOP(f);
 }
@@ -829,17 +799,14 @@ TEST(upstream_wrong_key)
         struct gw_upstream up = mk_up(THREE[i], &f, "m");
         up.api_key = bad;
         struct api_request req = mk_req(i == 2);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_HTTP);
-        CHECK_EQ_INT(res.http_status, 401);
-        CHECK_EQ_INT(res.error.status, 401);
-        CHECK_STR(res.error.type, "authentication_error");
-        CHECK(!res.retryable);
-        CHECK(strstr(res.error.message, msgs[i]) != NULL);
-        CHECK(strstr(res.error.message, "sk-secret") == NULL);
-        CHECK(strstr(res.error.message, "89abcdef") == NULL);
+        struct call got;
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_HTTP);
+        check_outcome(&got, 401, 401, -1, -1);
+        CHECK_STR(got.res.error.type, "authentication_error");
+        CHECK(!got.res.retryable);
+        CHECK(strstr(got.res.error.message, msgs[i]) != NULL);
+        CHECK(strstr(got.res.error.message, "sk-secret") == NULL);
+        CHECK(strstr(got.res.error.message, "89abcdef") == NULL);
     }
     /* the fake echoed the key: it was sent, and redacted on the way back */
     json_t *rec = fake_request(&f, 0);
@@ -894,13 +861,9 @@ TEST(upstream_connect_refused)
     fake_stop(&f); /* its port is now (very likely) closed */
     struct gw_upstream up = mk_up(GW_PROVIDER_OPENAI, &f, "m");
     struct api_request req = mk_req(false);
-    struct collect col;
-    struct gen_sink sink = sink_of(&col);
-    struct upstream_result res;
-    CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), UPSTREAM_E_CONNECT);
-    CHECK(res.retryable);
-    CHECK_EQ_INT(res.http_status, 0);
-    CHECK_EQ_INT(res.error.status, 502);
+    struct call got;
+    CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), UPSTREAM_E_CONNECT);
+    check_outcome(&got, 0, 502, 1, -1);
     upstream_pool_free(pool);
 }
 
@@ -910,10 +873,8 @@ TEST(upstream_connection_reuse)
     struct gw_upstream up = mk_up(GW_PROVIDER_OPENAI, &f, "m");
     for (int i = 0; i < 3; i++) {
         struct api_request req = mk_req(i == 1);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        CHECK_EQ_INT(upstream_call(pool, &up, &req, &sink, NULL, &res), 0);
+        struct call got;
+        CHECK_EQ_INT(call_run(&got, pool, &up, &req, NULL), 0);
     }
     json_t *a = fake_request(&f, 0), *b = fake_request(&f, 2);
     REQUIRE(a && b);
@@ -936,11 +897,9 @@ static void *thread_main(void *p)
     for (int i = 0; i < 4; i++) {
         struct gw_upstream up = mk_up(THREE[(a->idx + i) % 3], a->f, "m");
         struct api_request req = mk_req((a->idx + i) % 2);
-        struct collect col;
-        struct gen_sink sink = sink_of(&col);
-        struct upstream_result res;
-        if (upstream_call(a->pool, &up, &req, &sink, NULL, &res) == 0 &&
-            !strcmp(col.text, "You said: how are you") && col.n_done == 1)
+        struct call got;
+        if (call_run(&got, a->pool, &up, &req, NULL) == 0 &&
+            !strcmp(got.col.text, "You said: how are you") && got.col.n_done == 1)
             a->ok++;
     }
     return NULL;
