@@ -29,7 +29,7 @@ LIB_SRC  := $(filter-out src/cli/%,$(ALL_SRC))
 CLI_SRC  := $(filter src/cli/%,$(ALL_SRC))
 # Only the GGUF fuzz target is linked into the unit binary (a unit test replays it over crafted
 # inputs); the others define the same libFuzzer entry point.
-TEST_SRC := $(filter-out tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_chat_template.c tests/fuzz/fuzz_openai_request.c tests/fuzz/fuzz_json_schema.c,$(wildcard tests/*/*.c)) tests/test_main.c
+TEST_SRC := $(filter-out tests/fuzz/fuzz_tokenizer.c tests/fuzz/fuzz_chat_template.c tests/fuzz/fuzz_openai_request.c tests/fuzz/fuzz_json_schema.c tests/fuzz/fuzz_anthropic_request.c tests/fuzz/fuzz_config.c tests/fuzz/fuzz_pii.c,$(wildcard tests/*/*.c)) tests/test_main.c
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
 obj = $(patsubst %.c,$(1)/%.o,$(2))
@@ -74,7 +74,7 @@ asan:
 # libFuzzer targets (clang), each run for FUZZ_SECONDS over a corpus seeded from the fixtures.
 FUZZ_SECONDS ?= 60
 FUZZ_LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
-FUZZ_TARGETS ?= gguf tokenizer chat_template openai_request json_schema
+FUZZ_TARGETS ?= gguf tokenizer chat_template openai_request json_schema anthropic_request config pii
 fuzz:
 	@mkdir -p build-fuzz build-fuzz/corpus-gguf build-fuzz/corpus-tokenizer build-fuzz/corpus-chat_template
 	for t in $(FUZZ_TARGETS); do \
@@ -85,6 +85,7 @@ fuzz:
 	cp ../shared/fixtures/vocab/*.inp build-fuzz/corpus-tokenizer/ 2>/dev/null || true
 	cp docs/chat-templates.md build-fuzz/corpus-chat_template/ 2>/dev/null || true
 	bash tests/fuzz/seed_openai.sh build-fuzz/corpus-openai_request build-fuzz/corpus-json_schema
+	bash tests/fuzz/seed_gateway.sh build-fuzz/corpus-anthropic_request build-fuzz/corpus-config build-fuzz/corpus-pii
 	for t in $(FUZZ_TARGETS); do \
 		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
 			-artifact_prefix=build-fuzz/ -timeout=10 build-fuzz/corpus-$$t || exit 1; \
