@@ -106,7 +106,7 @@ void op_matmul_n(struct tandem_ctx *c, int n, const struct weight *const *ws, co
          * thread keep the hardware prefetchers going; still several chunks per thread so a
          * preempted thread's share is picked up by the others. Many tokens: small chunks. */
         p->rows_per_chunk = ROWS_PER_CHUNK;
-        if (T < 4) {
+        if (T <= 16) {
             const int want = (p->M + CHUNKS_PER_THREAD * nth - 1) / (CHUNKS_PER_THREAD * nth);
             p->rows_per_chunk = want > ROWS_PER_CHUNK ? (want + 15) / 16 * 16 : ROWS_PER_CHUNK;
         }
