@@ -2,7 +2,7 @@
 CC      ?= cc
 BUILD   ?= build
 ARCH    := $(shell uname -m)
-PKGS    := jansson libpcre2-8 libedit libmicrohttpd libcurl libcrypto yaml-0.1
+PKGS    := jansson libpcre2-8 libedit libmicrohttpd libcurl libcrypto yaml-0.1 sqlite3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CSTD    := -std=c11 -D_GNU_SOURCE
 INC     := -Iinclude -Isrc -Itests
@@ -19,7 +19,7 @@ CSTD         += -DTANDEM_NO_X86
 endif
 CFLAGS  ?=
 CFLAGS  += $(CSTD) $(WARN) $(INC) $(OPT) $(MARCH) -pthread -MMD -MP
-LDLIBS  := -lm -pthread $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8 -ledit -lmicrohttpd -lcurl -lcrypto -lyaml)
+LDLIBS  := -lm -pthread $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -ljansson -lpcre2-8 -ledit -lmicrohttpd -lcurl -lcrypto -lyaml -lsqlite3)
 
 ALL_SRC  := $(wildcard src/*/*.c src/*/*/*.c)
 ifneq ($(ARCH),x86_64)
@@ -92,7 +92,7 @@ fuzz:
 	done
 
 # Debian packages the build and tests need (run as root; installs only what is missing).
-DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libjansson-dev libpcre2-dev libedit-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libyaml-dev python3 python3-numpy curl
+DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev libjansson-dev libpcre2-dev libedit-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libyaml-dev libsqlite3-dev prometheus python3 python3-numpy curl
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
