@@ -1016,15 +1016,18 @@ static int parse_privacy(struct pctx *c, const struct yn *v, const char *path,
 }
 
 /* The secret of a provider model: a literal, or `env:VAR` read now. Never echoes a value. */
-static int parse_api_key(struct pctx *c, const struct yn *v, const char *path,
-                         struct gw_upstream *up)
+/* A secret: a literal, or `env:VAR` resolved now. *env_out gets VAR (or NULL). Never echoes
+ * the value. */
+static int get_secret(struct pctx *c, const struct yn *v, const char *path, const char **out,
+                      const char **env_out)
 {
-    int rc = get_str(c, v, path, true, &up->api_key);
+    int rc = get_str(c, v, path, true, out);
+    *env_out = NULL;
     if (rc)
         return rc;
-    if (strncmp(up->api_key, "env:", 4))
+    if (strncmp(*out, "env:", 4))
         return 0;
-    const char *var = up->api_key + 4;
+    const char *var = *out + 4;
     size_t vl = strlen(var);
     bool ok = vl > 0 && vl <= 255 && !(var[0] >= '0' && var[0] <= '9');
     for (size_t i = 0; ok && i < vl; i++)
@@ -1033,7 +1036,7 @@ static int parse_api_key(struct pctx *c, const struct yn *v, const char *path,
     if (!ok)
         return fail(c, GW_CONFIG_E_INVALID, v, path,
                     "invalid environment variable name after \"env:\" (letters, digits, _)");
-    up->api_key_env = var;
+    *env_out = var;
     const char *val = getenv(var);
     if (!val)
         return fail(c, GW_CONFIG_E_ENV, v, path, "environment variable %s is not set", var);
@@ -1046,9 +1049,95 @@ static int parse_api_key(struct pctx *c, const struct yn *v, const char *path,
     if (has_control(val, len))
         return fail(c, GW_CONFIG_E_ENV, v, path,
                     "environment variable %s contains a control character (a stray newline?)", var);
-    up->api_key = mem_strndup(&c->cfg->mem__, val, len);
-    if (!up->api_key)
+    *out = mem_strndup(&c->cfg->mem__, val, len);
+    if (!*out)
         return fail(c, GW_CONFIG_E_NOMEM, NULL, NULL, "out of memory");
+    return 0;
+}
+
+static int parse_api_key(struct pctx *c, const struct yn *v, const char *path,
+                         struct gw_upstream *up)
+{
+    return get_secret(c, v, path, &up->api_key, &up->api_key_env);
+}
+
+/* A price block {input_per_mtok, output_per_mtok} into *pr. */
+static int parse_price(struct pctx *c, const struct yn *x, const char *p, struct gw_price *pr)
+{
+    static const char *const keys[] = {"input_per_mtok", "output_per_mtok", NULL};
+    char pp[PATH_LEN];
+    const struct yn *y;
+    int rc;
+    if ((rc = check_map(c, x, p, keys)))
+        return rc;
+    if ((y = map_get(x, "input_per_mtok"))) {
+        path_key(pp, sizeof(pp), p, "input_per_mtok");
+        if ((rc = get_double(c, y, pp, 0, 1e6, &pr->input_per_mtok)))
+            return rc;
+    }
+    if ((y = map_get(x, "output_per_mtok"))) {
+        path_key(pp, sizeof(pp), p, "output_per_mtok");
+        if ((rc = get_double(c, y, pp, 0, 1e6, &pr->output_per_mtok)))
+            return rc;
+    }
+    return 0;
+}
+
+static int parse_audit(struct pctx *c, const struct yn *v, const char *path)
+{
+    static const char *const keys[] = {"signing_key", "include_text", NULL};
+    char p[PATH_LEN], d[64];
+    int rc;
+    const struct yn *x;
+    if ((rc = check_map(c, v, path, keys)))
+        return rc;
+    if ((x = map_get(v, "signing_key"))) {
+        path_key(p, sizeof(p), path, "signing_key");
+        if ((rc = get_str(c, x, p, false, &c->cfg->gov.audit_signing_key)))
+            return rc;
+    }
+    if ((x = map_get(v, "include_text"))) {
+        path_key(p, sizeof(p), path, "include_text");
+        const bool t = x->type == YN_SCALAR && x->plain && x->len == 4 && !memcmp(x->str, "true", 4);
+        const bool f = x->type == YN_SCALAR && x->plain && x->len == 5 && !memcmp(x->str, "false", 5);
+        if (!t && !f)
+            return fail(c, GW_CONFIG_E_INVALID, x, p, "expected true or false, got %s",
+                        describe(x, d, sizeof(d)));
+        c->cfg->gov.audit_include_text = t;
+    }
+    return 0;
+}
+
+static int parse_local_cost(struct pctx *c, const struct yn *v, const char *path)
+{
+    static const char *const keys[] = {"watts", "usd_per_kwh", "hardware_usd_per_hour",
+                                       "reference", NULL};
+    struct gw_local_cost *lc = &c->cfg->gov.local_cost;
+    char p[PATH_LEN];
+    int rc;
+    const struct yn *x;
+    if ((rc = check_map(c, v, path, keys)))
+        return rc;
+    if ((x = map_get(v, "watts"))) {
+        path_key(p, sizeof(p), path, "watts");
+        if ((rc = get_double(c, x, p, 0, 1e7, &lc->watts)))
+            return rc;
+    }
+    if ((x = map_get(v, "usd_per_kwh"))) {
+        path_key(p, sizeof(p), path, "usd_per_kwh");
+        if ((rc = get_double(c, x, p, 0, 1e4, &lc->usd_per_kwh)))
+            return rc;
+    }
+    if ((x = map_get(v, "hardware_usd_per_hour"))) {
+        path_key(p, sizeof(p), path, "hardware_usd_per_hour");
+        if ((rc = get_double(c, x, p, 0, 1e6, &lc->hardware_usd_per_hour)))
+            return rc;
+    }
+    if ((x = map_get(v, "reference"))) {
+        path_key(p, sizeof(p), path, "reference");
+        if ((rc = parse_price(c, x, p, &lc->reference)))
+            return rc;
+    }
     return 0;
 }
 
@@ -1109,22 +1198,9 @@ static int parse_provider_parts(struct pctx *c, const struct yn *v, const char *
             return rc;
     }
     if ((x = map_get(v, "price"))) {
-        static const char *const keys[] = {"input_per_mtok", "output_per_mtok", NULL};
-        char pp[PATH_LEN];
-        const struct yn *y;
         path_key(p, sizeof(p), path, "price");
-        if ((rc = check_map(c, x, p, keys)))
+        if ((rc = parse_price(c, x, p, &up->price)))
             return rc;
-        if ((y = map_get(x, "input_per_mtok"))) {
-            path_key(pp, sizeof(pp), p, "input_per_mtok");
-            if ((rc = get_double(c, y, pp, 0, 1e6, &up->price.input_per_mtok)))
-                return rc;
-        }
-        if ((y = map_get(x, "output_per_mtok"))) {
-            path_key(pp, sizeof(pp), p, "output_per_mtok");
-            if ((rc = get_double(c, y, pp, 0, 1e6, &up->price.output_per_mtok)))
-                return rc;
-        }
     }
     if ((x = map_get(v, "timeouts"))) {
         static const char *const keys[] = {"connect_ms", "first_byte_ms", "total_ms", NULL};
@@ -1341,7 +1417,8 @@ static void privacy_default(struct gw_privacy *pr)
 
 static int parse_root(struct pctx *c, const struct yn *root)
 {
-    static const char *const keys[] = {"listen", "models", "routes", "privacy", "limits", NULL};
+    static const char *const keys[] = {"listen", "models",      "routes", "privacy", "limits",
+                                       "state",  "admin_key",   "audit",  "local_cost", NULL};
     struct gw_config *cfg = c->cfg;
     char p[PATH_LEN], d[64];
     int rc;
@@ -1356,6 +1433,15 @@ static int parse_root(struct pctx *c, const struct yn *root)
     if ((x = map_get(root, "listen")) && (rc = parse_listen(c, x, "listen")))
         return rc;
     if ((x = map_get(root, "limits")) && (rc = parse_limits(c, x, "limits")))
+        return rc;
+    if ((x = map_get(root, "state")) && (rc = get_str(c, x, "state", false, &cfg->gov.state_path)))
+        return rc;
+    if ((x = map_get(root, "admin_key")) &&
+        (rc = get_secret(c, x, "admin_key", &cfg->gov.admin_key, &cfg->gov.admin_key_env)))
+        return rc;
+    if ((x = map_get(root, "audit")) && (rc = parse_audit(c, x, "audit")))
+        return rc;
+    if ((x = map_get(root, "local_cost")) && (rc = parse_local_cost(c, x, "local_cost")))
         return rc;
 
     const struct yn *models = map_get(root, "models");
@@ -1627,9 +1713,29 @@ int gw_config_dump(const struct gw_config *cfg, FILE *f)
     put_str(f, listen);
     fprintf(f,
             "\nlimits:\n  max_body_bytes: %zu\n  max_messages: %d\n  max_tokens: %d\n"
-            "  queue: %d\nmodels:\n",
+            "  queue: %d\n",
             cfg->limits.max_body_bytes, cfg->limits.max_messages, cfg->limits.max_tokens,
             cfg->limits.queue);
+    const struct gw_governance *g = &cfg->gov;
+    if (g->state_path) {
+        fprintf(f, "state: ");
+        put_str(f, g->state_path);
+        fputc('\n', f);
+    }
+    if (g->admin_key)
+        fprintf(f, "admin_key: \"***\"%s%s\n", g->admin_key_env ? "  # from env:" : "",
+                g->admin_key_env ? g->admin_key_env : "");
+    fprintf(f, "audit:\n  include_text: %s\n", g->audit_include_text ? "true" : "false");
+    if (g->audit_signing_key) {
+        fprintf(f, "  signing_key: ");
+        put_str(f, g->audit_signing_key);
+        fputc('\n', f);
+    }
+    fprintf(f,
+            "local_cost:\n  watts: %.17g\n  usd_per_kwh: %.17g\n  hardware_usd_per_hour: %.17g\n"
+            "  reference: { input_per_mtok: %.17g, output_per_mtok: %.17g }\nmodels:\n",
+            g->local_cost.watts, g->local_cost.usd_per_kwh, g->local_cost.hardware_usd_per_hour,
+            g->local_cost.reference.input_per_mtok, g->local_cost.reference.output_per_mtok);
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct gw_model *m = &cfg->models[i];
         fprintf(f, "  - name: ");

@@ -161,6 +161,24 @@ struct gw_limits {
     int queue;             /* requests waiting per local model before 503 (default 64) */
 };
 
+/* Governance: where state lives, the admin key, the audit log, and what local serving costs. */
+struct gw_local_cost {
+    double watts;                 /* power drawn while serving (default 0) */
+    double usd_per_kwh;           /* energy price (default 0) */
+    double hardware_usd_per_hour; /* amortized hardware (default 0) */
+    struct gw_price reference;    /* what the same tokens would cost in the cloud, for "saved"
+                                   * (default 0: no savings reported) */
+};
+
+struct gw_governance {
+    const char *state_path;     /* SQLite database file, or NULL: $TANDEM_HOME/tandem.db */
+    const char *admin_key;      /* SECRET: the admin key (for admin endpoints), or NULL */
+    const char *admin_key_env;  /* its variable when written as env:VAR */
+    const char *audit_signing_key; /* PEM file of the Ed25519 key that signs tree heads, or NULL */
+    bool audit_include_text;    /* store prompt/response text in the audit log (default no) */
+    struct gw_local_cost local_cost;
+};
+
 /* A loaded configuration. Every string and array is owned by the struct and lives until
  * gw_config_free; the struct is immutable after loading, so any number of threads may read
  * it while a new one is being built (SIGHUP reload). */
@@ -174,6 +192,7 @@ struct gw_config {
     size_t n_routes;
     struct gw_privacy privacy; /* default: action allow, detect all */
     struct gw_limits limits;
+    struct gw_governance gov;
     struct gw_mem *mem__; /* internal: the allocations behind every pointer above */
 };
 

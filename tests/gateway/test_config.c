@@ -730,3 +730,42 @@ TEST(config_docs_example_matches)
     free(doc);
     free(ex);
 }
+
+TEST(config_governance_keys)
+{
+    char err[512], buf[2048];
+    struct gw_config *cfg = NULL;
+    setenv("TANDEM_TEST_ADMIN", "admin-secret-value", 1);
+    with_models(buf, sizeof(buf),
+                "state: /var/lib/tandem/t.db\n"
+                "admin_key: env:TANDEM_TEST_ADMIN\n"
+                "audit: { signing_key: /etc/tandem/audit.key, include_text: true }\n"
+                "local_cost:\n"
+                "  watts: 150\n"
+                "  usd_per_kwh: 0.3\n"
+                "  hardware_usd_per_hour: 0.5\n"
+                "  reference: { input_per_mtok: 2.5, output_per_mtok: 10 }\n");
+    REQUIRE(parse(buf, &cfg, err, sizeof(err)) == 0);
+    CHECK_STR(cfg->gov.state_path, "/var/lib/tandem/t.db");
+    CHECK_STR(cfg->gov.admin_key, "admin-secret-value");
+    CHECK_STR(cfg->gov.admin_key_env, "TANDEM_TEST_ADMIN");
+    CHECK_STR(cfg->gov.audit_signing_key, "/etc/tandem/audit.key");
+    CHECK(cfg->gov.audit_include_text);
+    CHECK_NEAR(cfg->gov.local_cost.watts, 150, 1e-9);
+    CHECK_NEAR(cfg->gov.local_cost.reference.output_per_mtok, 10, 1e-9);
+    char *dump = NULL;
+    size_t dlen = 0;
+    FILE *f = open_memstream(&dump, &dlen);
+    REQUIRE(f && gw_config_dump(cfg, f) == 0);
+    fclose(f);
+    CHECK(!strstr(dump, "admin-secret-value"));
+    CHECK(strstr(dump, "include_text: true") != NULL);
+    free(dump);
+    gw_config_free(cfg);
+    with_models(buf, sizeof(buf), "audit: { include_text: yes }\n");
+    parse_bad(buf, err, sizeof(err));
+    CHECK(strstr(err, "audit.include_text") != NULL);
+    with_models(buf, sizeof(buf), "local_cost: { watts: -1 }\n");
+    parse_bad(buf, err, sizeof(err));
+    CHECK(strstr(err, "local_cost.watts") != NULL);
+}
