@@ -716,6 +716,8 @@ const struct tandem_model *local_model_engine(const struct local_model *lm) { re
 int local_model_n_ctx(const struct local_model *lm) { return lm->n_ctx; }
 int local_model_n_embd(const struct local_model *lm) { return tandem_model_n_embd(lm->model); }
 
+int local_model_stats_slots(const struct local_model *lm) { return lm->cfg.n_slots; }
+
 void local_model_stats(struct local_model *lm, struct local_stats *out)
 {
     pthread_mutex_lock(&lm->mu);

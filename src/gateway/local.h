@@ -59,6 +59,7 @@ struct local_stats {
     uint64_t requests, prompt_tokens, cached_tokens, gen_tokens;
 };
 void local_model_stats(struct local_model *lm, struct local_stats *out);
+int local_model_stats_slots(const struct local_model *lm);  /* the number of slots */
 
 struct local_job_params {
     const int32_t *prompt;      /* [n_prompt], copied */

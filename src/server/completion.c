@@ -13,6 +13,7 @@
 #include "engine/model.h"
 #include "gateway/pii.h"
 #include "server/api_anthropic.h"
+#include "server/metrics.h"
 #include "server/server_impl.h"
 #include "tandem.h"
 #include "tokenizer/chat_template.h"
@@ -49,12 +50,99 @@ struct gen {
     struct pii_restorer *restorer;
     char privacy_hdr[256];
     const char *target;           /* the model that served (or is serving) the request */
+    const struct gw_model *target_model;
+    /* accounting, done once in gen_free */
+    double t_start, t_first;      /* monotonic seconds */
+    int status;                   /* the HTTP status of an error answer, 0 when answered */
+    const char *privacy_action;   /* "none", "allow", "route_local", "pseudonymize", "block" */
+    unsigned pii[PII_KIND_COUNT];
 };
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Cost of the request in USD: the configured cloud price for providers; for local models the
+ * machine's hourly cost (energy + hardware) over the request's duration, shared by the slots. */
+static void request_cost(const struct gen *g, double secs, double *cloud, double *local,
+                         double *saved)
+{
+    *cloud = *local = *saved = 0;
+    const struct gw_model *t = g->target_model;
+    if (!t)
+        return;
+    const double in = g->usage.prompt_tokens, out = g->usage.completion_tokens;
+    if (t->kind == GW_MODEL_PROVIDER) {
+        *cloud = (in * t->upstream.price.input_per_mtok + out * t->upstream.price.output_per_mtok) / 1e6;
+        return;
+    }
+    const struct gw_local_cost *lc = &g->st->cfg->gov.local_cost;
+    const double per_hour = lc->watts / 1000.0 * lc->usd_per_kwh + lc->hardware_usd_per_hour;
+    const int slots = g->st->locals[t - g->st->cfg->models]
+                          ? local_model_stats_slots(g->st->locals[t - g->st->cfg->models]->lm)
+                          : 1;
+    *local = per_hour * secs / 3600.0 / (slots > 0 ? slots : 1);
+    const double ref = (in * lc->reference.input_per_mtok + out * lc->reference.output_per_mtok) / 1e6;
+    *saved = ref > *local ? ref - *local : 0;
+}
+
+/* Metrics of one finished request (called once, from gen_free). */
+static void account(struct gen *g)
+{
+    struct metrics_tandem *mt = g->srv->metrics;
+    if (!mt || !g->model_name)
+        return;
+    const double secs = mono_now() - g->t_start;
+    const char *target = g->target ? g->target : "none";
+    char status[8];
+    snprintf(status, sizeof(status), "%d", g->status);
+    const char *outcome = g->status ? "error"
+                          : g->reason && !strcmp(g->reason, "cancelled") ? "cancelled" : "ok";
+    const char *l3[3] = {g->model_name, target, outcome};
+    metrics_add(mt->requests, l3, 1);
+    if (g->status) {
+        const char *le[3] = {g->model_name, target, status};
+        metrics_add(mt->request_errors, le, 1);
+    }
+    const char *l2[2] = {g->model_name, target};
+    metrics_observe(mt->request_duration, l2, secs);
+    if (g->t_first > 0)
+        metrics_observe(mt->ttft, l2, g->t_first - g->t_start);
+    const char *lp[3] = {g->model_name, target, "prompt"}, *lc[3] = {g->model_name, target, "completion"},
+               *lk[3] = {g->model_name, target, "cached"};
+    metrics_add(mt->tokens, lp, g->usage.prompt_tokens);
+    metrics_add(mt->tokens, lc, g->usage.completion_tokens);
+    metrics_add(mt->tokens, lk, g->usage.cached_tokens);
+    double cloud, local, saved;
+    request_cost(g, secs, &cloud, &local, &saved);
+    const char *c1[3] = {g->model_name, target, "cloud"}, *c2[3] = {g->model_name, target, "local"},
+               *c3[3] = {g->model_name, target, "saved"};
+    metrics_add(mt->cost_usd, c1, cloud);
+    metrics_add(mt->cost_usd, c2, local);
+    metrics_add(mt->cost_usd, c3, saved);
+    if (g->usage.cached_tokens > 0) {
+        const char *lm[1] = {target};
+        metrics_add(mt->prefix_cache_hits, lm, 1);
+    }
+    for (int k = 0; k < PII_KIND_COUNT; k++)
+        if (g->pii[k]) {
+            const char *lk1[1] = {pii_kind_name((enum pii_kind)k)};
+            metrics_add(mt->privacy_detections, lk1, g->pii[k]);
+        }
+    if (g->privacy_action && strcmp(g->privacy_action, "none")) {
+        const char *la[1] = {g->privacy_action};
+        metrics_add(mt->privacy_actions, la, 1);
+    }
+}
 
 static void gen_free(struct gen *g)
 {
     if (!g)
         return;
+    account(g);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     pii_restore_free(g->restorer);
@@ -306,6 +394,8 @@ static void collect(struct gen *g, const char *text, size_t len, const struct ge
 static void deliver(struct gen *g, const char *text, size_t len, const struct gen_logprob *lp,
                     int n_lp)
 {
+    if (len && g->t_first == 0)
+        g->t_first = mono_now();
     if (!g->stream) {
         collect(g, text, len, lp, n_lp);
         return;
@@ -728,6 +818,8 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
     g->srv = s;
     g->st = st;
     st = NULL;  /* g holds the reference now */
+    g->t_start = mono_now();
+    g->privacy_action = "none";
     g->api = api;
     g->r = r;
     g->created = (int64_t)time(NULL);
@@ -759,6 +851,8 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
                          : plan.privacy == ROUTE_PRIVACY_PSEUDONYMIZE ? "pseudonymize"
                          : plan.privacy == ROUTE_PRIVACY_BLOCK ? "block" : "allow";
     privacy_header(g, action, counts);
+    g->privacy_action = action;
+    memcpy(g->pii, counts, sizeof(g->pii));
     if (rrc == ROUTE_E_UNKNOWN) {
         api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
                       "The model '%s' does not exist", rq.model);
@@ -791,6 +885,7 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
         const struct gw_model *t = plan.targets[i];
         const int index = (int)(t - g->st->cfg->models);
         g->target = t->name;
+        g->target_model = t;
         memset(&err, 0, sizeof(err));
         if (t->kind == GW_MODEL_LOCAL) {
             if (!g->st->locals[index]) {
@@ -861,6 +956,8 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
         api_error_set(&err, 503, "server_error", "no_target", NULL, "no target could serve '%s'",
                       rq.model);
 fail:
+    if (g)
+        g->status = err.status;
     if (g && g->opened) {
         /* Cannot happen before any target answered, but never leave a stream open. */
         stream_error(g, &err);

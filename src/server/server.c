@@ -405,6 +405,39 @@ static void handle_health(struct server *s, struct http_req *r)
     server__state_put(st);
 }
 
+/* Prometheus text: the request metrics kept by completion.c, plus gauges read now. */
+static void handle_metrics(struct server *s, struct http_req *r)
+{
+    struct served_state *st = server__state_get(s);
+    struct metrics_tandem *mt = s->metrics;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&st->health_mu);
+    for (size_t i = 0; i < st->cfg->n_models; i++) {
+        const char *name[1] = {st->cfg->models[i].name};
+        if (st->locals[i]) {
+            struct local_stats ls;
+            local_model_stats(st->locals[i]->lm, &ls);
+            metrics_set(mt->slots_busy, name, ls.slots_busy);
+            metrics_set(mt->slots, name, ls.n_slots);
+            metrics_set(mt->queue_depth, name, ls.queued);
+        } else {
+            const struct route_health *h = &st->health[i];
+            metrics_set(mt->upstream_up, name, !h->open_until_ms || now >= h->open_until_ms ? 1 : 0);
+        }
+    }
+    pthread_mutex_unlock(&st->health_mu);
+    server__state_put(st);
+    struct metrics_buf b;
+    metrics_buf_init(&b, 0);
+    if (metrics_render(mt->reg, &b) == 0)
+        http_respond(r, 200, METRICS_CONTENT_TYPE, b.data, b.len);
+    else
+        http_respond(r, 500, "text/plain", "cannot render metrics\n", 22);
+    metrics_buf_free(&b);
+}
+
 static void route_request(struct http_req *r, void *ud)
 {
     struct server *s = ud;
@@ -415,6 +448,11 @@ static void route_request(struct http_req *r, void *ud)
     if (!strcmp(path, "/health") || !strcmp(path, "/v1/health")) {
         if (get) {
             handle_health(s, r);
+            return;
+        }
+    } else if (!strcmp(path, "/metrics")) {
+        if (get) {
+            handle_metrics(s, r);
             return;
         }
     } else if (!strcmp(path, "/v1/models")) {
@@ -493,6 +531,11 @@ int server_start(struct server **out, const struct server_config *cfg, char *err
         hc.max_body_bytes = gc->limits.max_body_bytes;
     if (cfg->config_path && gc->limits.queue > 0)
         s->cfg.queue_max = gc->limits.queue;
+    if (metrics_tandem_new(&s->metrics, "0.1", 0)) {
+        snprintf(err, errlen, "out of memory");
+        gw_config_free(gc);
+        goto fail;
+    }
     if (upstream_pool_new(&s->pool)) {
         snprintf(err, errlen, "cannot set up the HTTP client");
         gw_config_free(gc);
@@ -547,6 +590,7 @@ void server_stop(struct server *s)
     }
     server__state_put(s->state);
     upstream_pool_free(s->pool);
+    metrics_tandem_free(s->metrics);
     pthread_mutex_destroy(&s->state_mu);
     free(s->config_path);
     free(s->host);

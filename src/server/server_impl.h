@@ -13,6 +13,7 @@
 #include "gateway/upstream.h"
 #include "server/api_openai.h"
 #include "server/http.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 struct chat_template;
@@ -51,6 +52,7 @@ struct server {
     char *host;                        /* the listen address (owned) */
     int grace_s;
     int64_t started;
+    struct metrics_tandem *metrics;    /* GET /metrics */
 };
 
 /* A reference to the current state; release it with server__state_put. */

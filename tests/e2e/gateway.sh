@@ -69,6 +69,14 @@ kill -HUP "$SERVER_PID"
 for _ in $(seq 1 50); do grep -q 'reload failed' "$tmp/serve.log" && break; sleep 0.1; done
 grep -q 'reload failed' "$tmp/serve.log"
 curl -sf "$BASE/v1/models" | grep -q '"gpt-two"'
+# /metrics: accepted by Prometheus' own parser, with what this run did in it.
+curl -sf "$BASE/metrics" >"$tmp/metrics.txt"
+promtool check metrics <"$tmp/metrics.txt"
+grep -q 'tandem_requests_total{model="claude",target="claude",outcome="ok"}' "$tmp/metrics.txt"
+grep -q 'tandem_requests_total{model="fallback-500",target="claude",outcome="ok"}' "$tmp/metrics.txt"
+grep -q 'tandem_privacy_actions_total{action="block"}' "$tmp/metrics.txt"
+grep -q 'tandem_upstream_up{model="broken-500"} 0' "$tmp/metrics.txt" || grep -q 'tandem_upstream_up{target="broken-500"} 0' "$tmp/metrics.txt"
+grep -q 'tandem_slots{model="local-small"} 2' "$tmp/metrics.txt"
 # Secrets never appear in the server's output.
 ! grep -q 'fake-key\|wrong-key-value' "$tmp/serve.log"
 serve_stop
