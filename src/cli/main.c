@@ -21,6 +21,8 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "serve the OpenAI API over local models"},
     {"pull", cmd_pull, "download a GGUF model into the local cache (resumable)"},
     {"models", cmd_models, "list the models in the local cache"},
+    {"keys", cmd_keys, "create, list and revoke the gateway's API keys"},
+    {"usage", cmd_usage, "requests, tokens, cost and local savings from the usage ledger"},
 };
 
 static void usage(FILE *f)
