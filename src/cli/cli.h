@@ -14,6 +14,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"chat", cmd_chat, "chat with a model in the terminal"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
     {"serve", cmd_serve, "serve the OpenAI API over local models"},
+    {"audit", cmd_audit, "verify the audit log, print inclusion proofs, make signing keys"},
     {"pull", cmd_pull, "download a GGUF model into the local cache (resumable)"},
     {"models", cmd_models, "list the models in the local cache"},
     {"keys", cmd_keys, "create, list and revoke the gateway's API keys"},

@@ -2,6 +2,7 @@
  * and upstream providers (retries, fallbacks), and the answer in the client's own API shape
  * (OpenAI chat or completions, Anthropic Messages), streamed or not. */
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,9 @@ struct gen {
     int status;                   /* the HTTP status of an error answer, 0 when answered */
     const char *privacy_action;   /* "none", "allow", "route_local", "pseudonymize", "block" */
     unsigned pii[PII_KIND_COUNT];
+    struct admission adm;         /* key, budget reservation */
+    uint8_t prompt_sha256[32];    /* of the request body as received */
+    EVP_MD_CTX *response_md;      /* SHA-256 over the text sent to the client */
 };
 
 static double mono_now(void)
@@ -136,6 +140,26 @@ static void account(struct gen *g)
         const char *la[1] = {g->privacy_action};
         metrics_add(mt->privacy_actions, la, 1);
     }
+    if (!g->srv->gov)
+        return;
+    uint8_t resp[32] = {0};
+    unsigned rl = 0;
+    if (g->response_md)
+        EVP_DigestFinal_ex(g->response_md, resp, &rl);
+    int64_t pii_total = 0;
+    for (int k = 0; k < PII_KIND_COUNT; k++)
+        pii_total += g->pii[k];
+    const struct govern_record rec = {
+        .request_id = g->id, .model = g->model_name, .target = g->target,
+        .target_kind = !g->target_model ? "" : g->target_model->kind == GW_MODEL_LOCAL ? "local" : "cloud",
+        .privacy = g->privacy_action, .outcome = outcome, .http_status = g->status,
+        .prompt_tokens = g->usage.prompt_tokens, .completion_tokens = g->usage.completion_tokens,
+        .latency_ms = (int64_t)(secs * 1000), .ttft_ms = g->t_first > 0 ? (int64_t)((g->t_first - g->t_start) * 1000) : 0,
+        .pii_count = pii_total, .cost_usd = cloud, .local_cost_usd = local,
+        .cloud_equiv_usd = local + saved, .response_text = g->stream ? NULL : g->text,
+        .response_len = g->stream ? 0 : g->text_len, .prompt_sha256 = g->prompt_sha256,
+        .response_sha256 = resp};
+    govern_finish(g->srv->gov, &g->adm, &rec);
 }
 
 static void gen_free(struct gen *g)
@@ -143,6 +167,7 @@ static void gen_free(struct gen *g)
     if (!g)
         return;
     account(g);
+    EVP_MD_CTX_free(g->response_md);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cv);
     pii_restore_free(g->restorer);
@@ -396,6 +421,8 @@ static void deliver(struct gen *g, const char *text, size_t len, const struct ge
 {
     if (len && g->t_first == 0)
         g->t_first = mono_now();
+    if (len && g->response_md)
+        EVP_DigestUpdate(g->response_md, text, len);
     if (!g->stream) {
         collect(g, text, len, lp, n_lp);
         return;
@@ -820,6 +847,11 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
     st = NULL;  /* g holds the reference now */
     g->t_start = mono_now();
     g->privacy_action = "none";
+    EVP_Digest(body, blen, g->prompt_sha256, NULL, EVP_sha256(), NULL);
+    if ((g->response_md = EVP_MD_CTX_new()) && !EVP_DigestInit_ex(g->response_md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(g->response_md);
+        g->response_md = NULL;
+    }
     g->api = api;
     g->r = r;
     g->created = (int64_t)time(NULL);
@@ -853,6 +885,32 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
     privacy_header(g, action, counts);
     g->privacy_action = action;
     memcpy(g->pii, counts, sizeof(g->pii));
+    if (s->gov) {
+        /* Keys, allow-lists, rate limits, and the worst case cost reserved against budgets. */
+        size_t text = rq.prompt ? strlen(rq.prompt) : 0;
+        for (size_t i = 0; i < rq.n_messages; i++)
+            text += strlen(rq.messages[i].content);
+        const int64_t in_est = (int64_t)(text / 3 + 16);
+        const int64_t out_max = rq.max_tokens > 0 ? rq.max_tokens : 4096;
+        double max_cost = 0;
+        for (size_t i = 0; rrc == ROUTE_OK && i < plan.n; i++) {
+            const struct gw_model *t = plan.targets[i];
+            const double c = t->kind == GW_MODEL_PROVIDER
+                                 ? ((double)in_est * t->upstream.price.input_per_mtok +
+                                    (double)out_max * t->upstream.price.output_per_mtok) / 1e6
+                                 : 0;
+            max_cost = c > max_cost ? c : max_cost;
+        }
+        int retry_s = 0;
+        if (govern_admit(s->gov, r, rq.model, in_est + out_max, max_cost, &g->adm, &err, &retry_s)) {
+            if (retry_s > 0) {
+                char ra[16];
+                snprintf(ra, sizeof(ra), "%d", retry_s);
+                http_req_add_header(r, "Retry-After", ra);
+            }
+            goto fail;
+        }
+    }
     if (rrc == ROUTE_E_UNKNOWN) {
         api_error_set(&err, 404, "invalid_request_error", "model_not_found", "model",
                       "The model '%s' does not exist", rq.model);

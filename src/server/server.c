@@ -2,6 +2,7 @@
  * reloads, request routing to the handlers, health, model list, embeddings. */
 #include "server/server.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ void server_config_default(struct server_config *cfg)
 void server__respond_error(struct http_req *r, const struct api_error *e, bool anthropic)
 {
     char *body = anthropic ? api_anthropic_error_json(e) : api_error_json(e);
-    if (e->status == 503 || e->status == 429)
+    if (e->status == 503)
         http_req_add_header(r, "Retry-After", "1");
     if (body) {
         http_respond(r, e->status, "application/json", body, strlen(body));
@@ -405,6 +406,68 @@ static void handle_health(struct server *s, struct http_req *r)
     server__state_put(st);
 }
 
+struct usage_json {
+    json_t *arr;
+};
+
+static int usage_row(void *ud, const struct store_usage_group *g)
+{
+    struct usage_json *u = ud;
+    json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f}", "group", g->group, "label",
+                          g->label, "requests", (json_int_t)g->requests, "prompt_tokens",
+                          (json_int_t)g->prompt_tokens, "completion_tokens",
+                          (json_int_t)g->completion_tokens, "cost_usd", g->cost_usd,
+                          "local_cost_usd", g->local_cost_usd, "saved_usd", g->saved_usd);
+    if (o)
+        json_array_append_new(u->arr, o);
+    return 0;
+}
+
+/* GET /v1/usage?since=SECONDS_AGO|UNIX_MS&by=key|team|model|target (admin key). */
+static void handle_usage(struct server *s, struct http_req *r)
+{
+    struct served_state *st = server__state_get(s);
+    struct api_error err = {0};
+    if (!govern_is_admin(s->gov, r, st->cfg)) {
+        api_error_set(&err, 401, "invalid_request_error", "invalid_api_key", NULL,
+                      "GET /v1/usage needs the admin key");
+        server__state_put(st);
+        server__respond_error(r, &err, false);
+        return;
+    }
+    server__state_put(st);
+    const char *by = http_req_query(r, "by"), *since = http_req_query(r, "since");
+    enum store_group g = STORE_GROUP_MODEL;
+    for (int i = 0; by && i < STORE_GROUP_COUNT; i++)
+        if (!strcmp(by, store_group_name((enum store_group)i)))
+            g = (enum store_group)i;
+    int64_t since_ms = 0;
+    if (since) {
+        char *end = NULL;
+        const long long v = strtoll(since, &end, 10);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        const int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (!end || *end || v < 0) {
+            api_error_set(&err, 400, "invalid_request_error", NULL, "since",
+                          "since: seconds ago, or a Unix time in milliseconds");
+            server__respond_error(r, &err, false);
+            return;
+        }
+        since_ms = v < 1000000000000LL ? now - v * 1000 : v;
+    }
+    struct usage_json u = {.arr = json_array()};
+    const int rc = u.arr ? store_usage_summary(govern_store(s->gov), since_ms, g, usage_row, &u) : -1;
+    json_t *doc = rc == 0 ? json_pack("{s:s, s:s, s:I, s:O}", "object", "usage", "by",
+                                      store_group_name(g), "since_ms", (json_int_t)since_ms, "data",
+                                      u.arr)
+                          : NULL;
+    char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    json_decref(u.arr);
+    server__respond_json(r, body ? 200 : 500, body);
+}
+
 /* Prometheus text: the request metrics kept by completion.c, plus gauges read now. */
 static void handle_metrics(struct server *s, struct http_req *r)
 {
@@ -448,6 +511,11 @@ static void route_request(struct http_req *r, void *ud)
     if (!strcmp(path, "/health") || !strcmp(path, "/v1/health")) {
         if (get) {
             handle_health(s, r);
+            return;
+        }
+    } else if (!strcmp(path, "/v1/usage")) {
+        if (get) {
+            handle_usage(s, r);
             return;
         }
     } else if (!strcmp(path, "/metrics")) {
@@ -541,6 +609,25 @@ int server_start(struct server **out, const struct server_config *cfg, char *err
         gw_config_free(gc);
         goto fail;
     }
+    if (govern_open(&s->gov, gc, err, errlen)) {
+        gw_config_free(gc);
+        goto fail;
+    }
+    if (govern_open_mode(s->gov)) {
+        const char *h = hc.host ? hc.host : "127.0.0.1";
+        const bool loopback = !strcmp(h, "127.0.0.1") || !strcmp(h, "::1") || !strcmp(h, "localhost") ||
+                              !strncmp(h, "127.", 4);
+        if (!loopback) {
+            snprintf(err, errlen,
+                     "no API keys exist: refusing to serve open on %s; create one with `tandem keys "
+                     "create --name NAME` or listen on 127.0.0.1",
+                     h);
+            gw_config_free(gc);
+            goto fail;
+        }
+        fprintf(stderr, "tandem serve: no API keys: serving open on loopback only (`tandem keys "
+                        "create` turns authentication on)\n");
+    }
     if (!(s->state = state_new(s, gc, NULL, err, errlen)))
         goto fail;
     if (http_server_start(&s->http, &hc, route_request, s, err, errlen))
@@ -591,6 +678,7 @@ void server_stop(struct server *s)
     server__state_put(s->state);
     upstream_pool_free(s->pool);
     metrics_tandem_free(s->metrics);
+    govern_close(s->gov);
     pthread_mutex_destroy(&s->state_mu);
     free(s->config_path);
     free(s->host);

@@ -13,6 +13,7 @@
 #include "gateway/upstream.h"
 #include "server/api_openai.h"
 #include "server/http.h"
+#include "server/govern.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -53,6 +54,7 @@ struct server {
     int grace_s;
     int64_t started;
     struct metrics_tandem *metrics;    /* GET /metrics */
+    struct governance *gov;            /* keys, budgets, usage, audit */
 };
 
 /* A reference to the current state; release it with server__state_put. */

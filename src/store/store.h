@@ -95,6 +95,8 @@ int store_key_list(struct store *s, store_key_cb cb, void *ud);
 /* Marks the key revoked at now_ms; takes effect for the next lookup (nothing is cached).
  * STORE_E_NOT_FOUND, or STORE_E_REVOKED when it already was. */
 int store_key_revoke(struct store *s, const char *id, int64_t now_ms);
+/* Keys not revoked (>= 0), or a negative error. The server runs open only while this is 0. */
+int64_t store_key_active_count(struct store *s);
 
 /* ---- Usage ---------------------------------------------------------------------------- */
 

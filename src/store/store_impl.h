@@ -27,6 +27,7 @@ struct store_ops {
     int (*key_get)(struct store *s, const char *id, struct store_key *out); /* required */
     int (*key_list)(struct store *s, store_key_cb cb, void *ud);            /* required */
     int (*key_revoke)(struct store *s, const char *id, int64_t now_ms);     /* required */
+    int64_t (*key_active_count)(struct store *s);                          /* required */
     int (*usage_insert)(struct store *s, const struct store_usage *u,
                         int64_t *id); /* required; id not NULL */
     int (*usage_summary)(struct store *s, int64_t since_ms, enum store_group by, store_usage_cb cb,
@@ -71,6 +72,7 @@ enum sq_stmt {
     SQ_KEY_LIST,
     SQ_KEY_REVOKE_GET,
     SQ_KEY_REVOKE,
+    SQ_KEY_ACTIVE,
     SQ_USAGE_INSERT,
     SQ_SPEND_ADD,
     SQ_SPEND_GET,
@@ -124,6 +126,7 @@ int sq__key_get_by_hash(struct store *s, const uint8_t *hash, struct store_key *
 int sq__key_get(struct store *s, const char *id, struct store_key *out);
 int sq__key_list(struct store *s, store_key_cb cb, void *ud);
 int sq__key_revoke(struct store *s, const char *id, int64_t now_ms);
+int64_t sq__key_active_count(struct store *s);
 int sq__usage_insert(struct store *s, const struct store_usage *u, int64_t *id);
 int sq__usage_summary(struct store *s, int64_t since_ms, enum store_group by, store_usage_cb cb,
                       void *ud);

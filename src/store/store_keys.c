@@ -395,3 +395,19 @@ out:
     pthread_mutex_unlock(&q->mu);
     return e;
 }
+
+int64_t sq__key_active_count(struct store *s)
+{
+    struct sq_store *q = (struct sq_store *)s;
+    pthread_mutex_lock(&q->mu);
+    int64_t n = STORE_E_IO;
+    sqlite3_stmt *st =
+        sq__stmt(q, SQ_KEY_ACTIVE, "SELECT count(*) FROM api_keys WHERE revoked_ms = 0");
+    if (st) {
+        const int rc = sqlite3_step(st);
+        n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : sq__err(rc);
+        sqlite3_reset(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}

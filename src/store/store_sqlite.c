@@ -358,6 +358,7 @@ static const struct store_ops sqlite_ops = {
     .key_get = sq__key_get,
     .key_list = sq__key_list,
     .key_revoke = sq__key_revoke,
+    .key_active_count = sq__key_active_count,
     .usage_insert = sq__usage_insert,
     .usage_summary = sq__usage_summary,
     .budget_reserve = sq__budget_reserve,
@@ -611,6 +612,13 @@ int store_key_revoke(struct store *s, const char *id, int64_t now_ms)
     if (!s || !id || strnlen(id, STORE_ID_MAX) >= STORE_ID_MAX || now_ms <= 0)
         return STORE_E_ARG;
     return s->ops->key_revoke(s, id, now_ms);
+}
+
+int64_t store_key_active_count(struct store *s)
+{
+    if (!s)
+        return STORE_E_ARG;
+    return s->ops->key_active_count(s);
 }
 
 int store_usage_insert(struct store *s, const struct store_usage *u, int64_t *id)

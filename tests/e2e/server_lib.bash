@@ -2,6 +2,8 @@
 SHARED=${TANDEM_SHARED:-../shared}
 MODEL=$SHARED/models/stories260K.gguf
 NODE_DIR=tests/e2e/node
+# The state store (keys, usage, audit) of each test run lives in its own directory.
+export TANDEM_HOME=${TANDEM_HOME_TEST:-$(mktemp -d)}
 if [ ! -d "$NODE_DIR/node_modules/openai" ]; then
     echo "the openai npm package is missing: run 'make deps'" >&2
     exit 1

@@ -317,6 +317,12 @@ TEST(metrics_render_while_updating)
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
     CHECK_EQ_INT(bad, 0);
+    /* However far the workers got, go past the 256-children bound now. */
+    for (int i = 0; i < 300; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "after-%d", i);
+        metrics_add(ch.cnt, (const char *[]){v}, 1);
+    }
     char *text = render(r);
     REQUIRE(text);
     char out[4096];
