@@ -1083,6 +1083,40 @@ static int parse_price(struct pctx *c, const struct yn *x, const char *p, struct
     return 0;
 }
 
+static int parse_team(struct pctx *c, const struct yn *v, const char *path, struct gw_team *t)
+{
+    static const char *const keys[] = {"name", "budget_usd_month", "rpm", "tpm", NULL};
+    char p[PATH_LEN];
+    int rc;
+    const struct yn *x;
+    if ((rc = check_map(c, v, path, keys)))
+        return rc;
+    if (!(x = map_get(v, "name")))
+        return fail(c, GW_CONFIG_E_INVALID, v, path, "missing key \"name\"");
+    path_key(p, sizeof(p), path, "name");
+    if ((rc = get_str(c, x, p, false, &t->name)))
+        return rc;
+    for (size_t i = 0; i < c->cfg->gov.n_teams; i++)
+        if (!strcmp(c->cfg->gov.teams[i].name, t->name))
+            return fail(c, GW_CONFIG_E_INVALID, x, p, "team \"%s\" is defined twice", t->name);
+    if ((x = map_get(v, "budget_usd_month"))) {
+        path_key(p, sizeof(p), path, "budget_usd_month");
+        if ((rc = get_double(c, x, p, 0, 1e9, &t->budget_usd_month)))
+            return rc;
+    }
+    if ((x = map_get(v, "rpm"))) {
+        path_key(p, sizeof(p), path, "rpm");
+        if ((rc = get_int(c, x, p, 0, 1 << 30, &t->rpm)))
+            return rc;
+    }
+    if ((x = map_get(v, "tpm"))) {
+        path_key(p, sizeof(p), path, "tpm");
+        if ((rc = get_int(c, x, p, 0, 1 << 30, &t->tpm)))
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_audit(struct pctx *c, const struct yn *v, const char *path)
 {
     static const char *const keys[] = {"signing_key", "include_text", NULL};
@@ -1418,7 +1452,8 @@ static void privacy_default(struct gw_privacy *pr)
 static int parse_root(struct pctx *c, const struct yn *root)
 {
     static const char *const keys[] = {"listen", "models",      "routes", "privacy", "limits",
-                                       "state",  "admin_key",   "audit",  "local_cost", NULL};
+                                       "state",  "admin_key",   "audit",  "local_cost", "teams",
+                                       NULL};
     struct gw_config *cfg = c->cfg;
     char p[PATH_LEN], d[64];
     int rc;
@@ -1443,6 +1478,20 @@ static int parse_root(struct pctx *c, const struct yn *root)
         return rc;
     if ((x = map_get(root, "local_cost")) && (rc = parse_local_cost(c, x, "local_cost")))
         return rc;
+    if ((x = map_get(root, "teams")) && !yn_is_null(x)) {
+        if ((rc = get_seq(c, x, "teams", GW_CONFIG_MAX_ROUTES, "teams")))
+            return rc;
+        cfg->gov.teams = mem_alloc(&cfg->mem__, (x->n ? x->n : 1) * sizeof(*cfg->gov.teams));
+        if (!cfg->gov.teams)
+            return fail(c, GW_CONFIG_E_NOMEM, NULL, NULL, "out of memory");
+        for (size_t i = 0; i < x->n; i++) {
+            memset(&cfg->gov.teams[i], 0, sizeof(cfg->gov.teams[i]));
+            path_index(p, sizeof(p), "teams", i);
+            if ((rc = parse_team(c, x->kids[i], p, &cfg->gov.teams[i])))
+                return rc;
+            cfg->gov.n_teams++;
+        }
+    }
 
     const struct yn *models = map_get(root, "models");
     if (!models)
@@ -1620,6 +1669,16 @@ const struct gw_route *gw_config_find_route(const struct gw_config *cfg, const c
     return NULL;
 }
 
+const struct gw_team *gw_config_find_team(const struct gw_config *cfg, const char *name)
+{
+    if (!cfg || !name)
+        return NULL;
+    for (size_t i = 0; i < cfg->gov.n_teams; i++)
+        if (!strcmp(cfg->gov.teams[i].name, name))
+            return &cfg->gov.teams[i];
+    return NULL;
+}
+
 const struct gw_privacy *gw_config_model_privacy(const struct gw_config *cfg,
                                                  const struct gw_model *model)
 {
@@ -1733,9 +1792,18 @@ int gw_config_dump(const struct gw_config *cfg, FILE *f)
     }
     fprintf(f,
             "local_cost:\n  watts: %.17g\n  usd_per_kwh: %.17g\n  hardware_usd_per_hour: %.17g\n"
-            "  reference: { input_per_mtok: %.17g, output_per_mtok: %.17g }\nmodels:\n",
+            "  reference: { input_per_mtok: %.17g, output_per_mtok: %.17g }\n",
             g->local_cost.watts, g->local_cost.usd_per_kwh, g->local_cost.hardware_usd_per_hour,
             g->local_cost.reference.input_per_mtok, g->local_cost.reference.output_per_mtok);
+    if (g->n_teams)
+        fprintf(f, "teams:\n");
+    for (size_t i = 0; i < g->n_teams; i++) {
+        fprintf(f, "  - name: ");
+        put_str(f, g->teams[i].name);
+        fprintf(f, "\n    budget_usd_month: %.17g\n    rpm: %d\n    tpm: %d\n",
+                g->teams[i].budget_usd_month, g->teams[i].rpm, g->teams[i].tpm);
+    }
+    fprintf(f, "models:\n");
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct gw_model *m = &cfg->models[i];
         fprintf(f, "  - name: ");

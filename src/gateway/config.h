@@ -170,6 +170,13 @@ struct gw_local_cost {
                                    * (default 0: no savings reported) */
 };
 
+/* A team: the budget and rate limits its keys share (keys name their team). */
+struct gw_team {
+    const char *name;
+    double budget_usd_month; /* 0: none */
+    int rpm, tpm;            /* 0: unlimited */
+};
+
 struct gw_governance {
     const char *state_path;     /* SQLite database file, or NULL: $TANDEM_HOME/tandem.db */
     const char *admin_key;      /* SECRET: the admin key (for admin endpoints), or NULL */
@@ -177,6 +184,8 @@ struct gw_governance {
     const char *audit_signing_key; /* PEM file of the Ed25519 key that signs tree heads, or NULL */
     bool audit_include_text;    /* store prompt/response text in the audit log (default no) */
     struct gw_local_cost local_cost;
+    struct gw_team *teams;
+    size_t n_teams;
 };
 
 /* A loaded configuration. Every string and array is owned by the struct and lives until
@@ -216,6 +225,7 @@ void gw_config_free(struct gw_config *cfg);
 /* The model or route called `name`, or NULL. Pointers stay valid until gw_config_free. */
 const struct gw_model *gw_config_find_model(const struct gw_config *cfg, const char *name);
 const struct gw_route *gw_config_find_route(const struct gw_config *cfg, const char *name);
+const struct gw_team *gw_config_find_team(const struct gw_config *cfg, const char *name);
 
 /* The privacy policy that applies to requests served by `model`: its override if it has
  * one, else the top-level policy. `model` may be NULL (top-level). */

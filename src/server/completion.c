@@ -902,7 +902,8 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
             max_cost = c > max_cost ? c : max_cost;
         }
         int retry_s = 0;
-        if (govern_admit(s->gov, r, rq.model, in_est + out_max, max_cost, &g->adm, &err, &retry_s)) {
+        if (govern_admit(s->gov, g->st->cfg, r, rq.model, in_est + out_max, max_cost, &g->adm, &err,
+                         &retry_s)) {
             if (retry_s > 0) {
                 char ra[16];
                 snprintf(ra, sizeof(ra), "%d", retry_s);

@@ -124,8 +124,21 @@ bool govern_is_admin(struct governance *g, struct http_req *r, const struct gw_c
     return keys_verify(g->store, k, n, &key, NULL) == 0 && key.admin;
 }
 
-int govern_admit(struct governance *g, struct http_req *r, const char *model, int64_t tokens,
-                 double max_cost_usd, struct admission *adm, struct api_error *err, int *retry_s)
+static int rate_refused(int rl, int64_t retry_ms, const char *who, struct api_error *err,
+                        int *retry_s)
+{
+    *retry_s = (int)((retry_ms + 999) / 1000);
+    api_error_set(err, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
+                  rl == KEYS_E_TOO_LARGE
+                      ? "This request needs more tokens than the %s tokens-per-minute limit."
+                      : "Rate limit reached for the %s; retry after %d s.",
+                  who, *retry_s);
+    return -1;
+}
+
+int govern_admit(struct governance *g, const struct gw_config *cfg, struct http_req *r,
+                 const char *model, int64_t tokens, double max_cost_usd, struct admission *adm,
+                 struct api_error *err, int *retry_s)
 {
     memset(adm, 0, sizeof(*adm));
     *retry_s = 0;
@@ -159,24 +172,26 @@ int govern_admit(struct governance *g, struct http_req *r, const char *model, in
         return -1;
     }
     int64_t retry_ms = 0;
-    const int rl = keys_rate_check(g->limiter, adm->key.id, adm->key.rpm, adm->key.tpm, tokens,
-                                   now_ms(), &retry_ms);
-    if (rl == KEYS_E_RATE || rl == KEYS_E_TOO_LARGE) {
-        *retry_s = (int)((retry_ms + 999) / 1000);
-        api_error_set(err, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
-                      rl == KEYS_E_TOO_LARGE
-                          ? "This request needs more tokens than the key's tokens-per-minute limit."
-                          : "Rate limit reached for this API key; retry after %d s.",
-                      *retry_s);
-        return -1;
+    int rl = keys_rate_check(g->limiter, adm->key.id, adm->key.rpm, adm->key.tpm, tokens,
+                             now_ms(), &retry_ms);
+    if (rl == KEYS_E_RATE || rl == KEYS_E_TOO_LARGE)
+        return rate_refused(rl, retry_ms, "API key's", err, retry_s);
+    const struct gw_team *team = adm->key.team[0] ? gw_config_find_team(cfg, adm->key.team) : NULL;
+    if (team && (team->rpm || team->tpm)) {
+        char tid[STORE_NAME_MAX + 8];
+        snprintf(tid, sizeof(tid), "team:%s", team->name);
+        rl = keys_rate_check(g->limiter, tid, team->rpm, team->tpm, tokens, now_ms(), &retry_ms);
+        if (rl == KEYS_E_RATE || rl == KEYS_E_TOO_LARGE)
+            return rate_refused(rl, retry_ms, "team's", err, retry_s);
     }
-    if (adm->key.budget_usd_month > 0) {
+    const double team_budget = team ? team->budget_usd_month : 0;
+    if (adm->key.budget_usd_month > 0 || team_budget > 0) {
         const int b = store_budget_reserve(g->store, adm->key.id, adm->key.team, max_cost_usd,
-                                           adm->key.budget_usd_month, 0, now_ms(), &adm->reservation);
+                                           adm->key.budget_usd_month, team_budget, now_ms(),
+                                           &adm->reservation);
         if (b == STORE_E_BUDGET) {
             api_error_set(err, 429, "insufficient_quota", "insufficient_quota", NULL,
-                          "This API key's monthly budget of %.2f USD is used up.",
-                          adm->key.budget_usd_month);
+                          "The monthly budget of this API key or its team is used up.");
             return -1;
         }
         if (b) {

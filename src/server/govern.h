@@ -29,10 +29,11 @@ struct admission {
 };
 
 /* Checks the request's key (Authorization: Bearer or x-api-key), its model allow-list, its
- * rate limits (`tokens` is the request's token estimate) and reserves `max_cost_usd` against
- * its budgets. 0, or -1 with err filled (401, 403, 429 with Retry-After in *retry_s). */
-int govern_admit(struct governance *g, struct http_req *r, const char *model, int64_t tokens,
-                 double max_cost_usd, struct admission *adm, struct api_error *err, int *retry_s);
+ * rate limits and its team's (`tokens` is the request's token estimate; teams are defined in
+ * cfg) and reserves `max_cost_usd` against the key's and the team's monthly budgets. 0, or -1 with err filled (401, 403, 429 with Retry-After in *retry_s). */
+int govern_admit(struct governance *g, const struct gw_config *cfg, struct http_req *r,
+                 const char *model, int64_t tokens, double max_cost_usd, struct admission *adm,
+                 struct api_error *err, int *retry_s);
 /* True when the request carries the admin key (config admin_key, or a key with admin set). */
 bool govern_is_admin(struct governance *g, struct http_req *r, const struct gw_config *cfg);
 

@@ -22,6 +22,9 @@ state: $DB
 admin_key: env:ADMIN_KEY
 audit: { signing_key: $tmp/audit.key }
 local_cost: { watts: 100, usd_per_kwh: 0.3, reference: { input_per_mtok: 2.5, output_per_mtok: 10 } }
+teams:
+  - name: lab
+    rpm: 2
 models:
   - name: local-small
     local: { path: $MODEL, slots: 2, ctx_size: 256, threads: 2 }
@@ -36,6 +39,8 @@ ALICE=$(key --name alice --budget 0.1)
 BOB=$(key --name bob --models local-small)
 CAROL=$(key --name carol --rpm 3)
 DAVE=$(key --name dave)
+ERIN=$(key --name erin --team lab)
+FRANK=$(key --name frank --team lab)
 for k in "$ALICE" "$BOB" "$CAROL" "$DAVE"; do [[ $k == tk-* ]] || { echo "no key from tandem keys create: '$k'" >&2; exit 1; }; done
 serve_start "$tmp/serve.log" --config "$tmp/tandem.yaml"
 req() {  # KEY MODEL -> HTTP status (body in $tmp/body, headers in $tmp/hdr)
@@ -57,6 +62,10 @@ expect "$code" 200 "x-api-key"
 for i in 1 2 3; do expect "$(req "$CAROL" local-small)" 200 "carol $i"; done
 expect "$(req "$CAROL" local-small)" 429 "carol over her rpm"
 grep -qi '^retry-after: [1-9]' "$tmp/hdr"
+# A team's limit is shared by its keys.
+expect "$(req "$ERIN" local-small)" 200 "erin"
+expect "$(req "$FRANK" local-small)" 200 "frank"
+expect "$(req "$ERIN" local-small)" 429 "team lab over its rpm"
 # Revocation takes effect at once, while the server runs.
 expect "$(req "$DAVE" gpt)" 200 "dave"
 "$TANDEM" keys revoke dave --db "$DB" >/dev/null

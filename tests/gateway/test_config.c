@@ -769,3 +769,26 @@ TEST(config_governance_keys)
     parse_bad(buf, err, sizeof(err));
     CHECK(strstr(err, "local_cost.watts") != NULL);
 }
+
+TEST(config_teams)
+{
+    char err[512], buf[2048];
+    struct gw_config *cfg = NULL;
+    with_models(buf, sizeof(buf),
+                "teams:\n  - { name: lab, budget_usd_month: 50, rpm: 100 }\n  - { name: ops }\n");
+    REQUIRE(parse(buf, &cfg, err, sizeof(err)) == 0);
+    const struct gw_team *t = gw_config_find_team(cfg, "lab");
+    REQUIRE(t);
+    CHECK_NEAR(t->budget_usd_month, 50, 1e-9);
+    CHECK_EQ_INT(t->rpm, 100);
+    CHECK_EQ_INT(t->tpm, 0);
+    CHECK(gw_config_find_team(cfg, "ops") != NULL);
+    CHECK(gw_config_find_team(cfg, "nope") == NULL);
+    gw_config_free(cfg);
+    with_models(buf, sizeof(buf), "teams:\n  - { name: lab }\n  - { name: lab }\n");
+    parse_bad(buf, err, sizeof(err));
+    CHECK(strstr(err, "defined twice") != NULL);
+    with_models(buf, sizeof(buf), "teams:\n  - { name: lab, rpn: 3 }\n");
+    parse_bad(buf, err, sizeof(err));
+    CHECK(strstr(err, "rpn") != NULL);
+}
