@@ -2,6 +2,7 @@
 #include "server/govern.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,24 @@
 
 #define HEAD_EVERY 64  /* sign a tree head every this many audit entries (and on close) */
 
+/* A finished request waiting for the writer thread: the record with its strings copied. */
+struct pending {
+    struct pending *next;
+    struct admission adm;
+    struct govern_record rec;
+    uint8_t prompt_sha[32], response_sha[32];
+    char *texts;  /* prompt then response, when the audit log keeps texts */
+    char strs[6][160];
+};
+
 struct governance {
+    /* Usage rows and audit entries are written by one thread, off the request path. */
+    pthread_t writer;
+    bool writer_started, stopping;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    struct pending *q_head, *q_tail;
+    size_t q_len;
     struct store *store;
     struct keys_limiter *limiter;
     struct audit_storage audit_st;
@@ -23,6 +41,8 @@ struct governance {
     struct audit_key *signing_key;
     bool include_text;
 };
+
+static void *writer_main(void *arg);
 
 static int64_t now_ms(void)
 {
@@ -37,6 +57,8 @@ int govern_open(struct governance **out, const struct gw_config *cfg, char *err,
     struct governance *g = calloc(1, sizeof(*g));
     if (!g)
         return -1;
+    pthread_mutex_init(&g->qmu, NULL);
+    pthread_cond_init(&g->qcv, NULL);
     char path[PATH_MAX];
     const char *p = cfg->gov.state_path;
     if (!p) {
@@ -69,6 +91,8 @@ int govern_open(struct governance **out, const struct gw_config *cfg, char *err,
             goto fail;
         }
     }
+    if (pthread_create(&g->writer, NULL, writer_main, g) == 0)
+        g->writer_started = true;
     *out = g;
     return 0;
 fail:
@@ -80,12 +104,22 @@ void govern_close(struct governance *g)
 {
     if (!g)
         return;
+    if (g->writer_started) {
+        /* Everything queued is written before the last head is signed. */
+        pthread_mutex_lock(&g->qmu);
+        g->stopping = true;
+        pthread_cond_signal(&g->qcv);
+        pthread_mutex_unlock(&g->qmu);
+        pthread_join(g->writer, NULL);
+    }
     if (g->audit && g->signing_key)
         audit_sign_head(g->audit, g->signing_key, now_ms(), NULL);
     audit_log_free(g->audit);
     audit_key_free(g->signing_key);
     keys_limiter_free(g->limiter);
     store_close(g->store);
+    pthread_mutex_destroy(&g->qmu);
+    pthread_cond_destroy(&g->qcv);
     free(g);
 }
 
@@ -233,10 +267,9 @@ static void copy_name(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-void govern_finish(struct governance *g, const struct admission *adm, const struct govern_record *rec)
+static void write_record(struct governance *g, const struct admission *adm,
+                         const struct govern_record *rec)
 {
-    if (!g)
-        return;
     char outcome[32];
     if (rec->http_status)
         snprintf(outcome, sizeof(outcome), "%s%d", rec->http_status == 403 ? "" : "error:",
@@ -278,4 +311,112 @@ void govern_finish(struct governance *g, const struct admission *adm, const stru
     uint64_t idx = 0;
     if (audit_append(g->audit, &ar, &idx) == 0 && g->signing_key && (idx + 1) % HEAD_EVERY == 0)
         audit_sign_head(g->audit, g->signing_key, u.ts_ms, NULL);
+}
+
+#define QUEUE_MAX 65536  /* beyond this, the request thread writes its record itself */
+
+static void *writer_main(void *arg)
+{
+    struct governance *g = arg;
+    pthread_mutex_lock(&g->qmu);
+    for (;;) {
+        while (!g->q_head && !g->stopping)
+            pthread_cond_wait(&g->qcv, &g->qmu);
+        if (!g->stopping) {
+            /* Let a few milliseconds of records gather: one wake-up writes them all. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 2000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            while (!g->stopping && pthread_cond_timedwait(&g->qcv, &g->qmu, &ts) == 0)
+                ;
+        }
+        struct pending *batch = g->q_head;
+        g->q_head = g->q_tail = NULL;
+        g->q_len = 0;
+        const bool stop = g->stopping;
+        pthread_mutex_unlock(&g->qmu);
+        while (batch) {
+            struct pending *p = batch;
+            batch = p->next;
+            write_record(g, &p->adm, &p->rec);
+            free(p->texts);
+            free(p);
+        }
+        pthread_mutex_lock(&g->qmu);
+        if (stop && !g->q_head)
+            break;
+    }
+    pthread_mutex_unlock(&g->qmu);
+    return NULL;
+}
+
+static const char *keep(char *dst, size_t cap, const char *src)
+{
+    if (!src)
+        return NULL;
+    snprintf(dst, cap, "%s", src);
+    return dst;
+}
+
+void govern_finish(struct governance *g, const struct admission *adm, const struct govern_record *rec)
+{
+    if (!g)
+        return;
+    struct pending *p = calloc(1, sizeof(*p));
+    pthread_mutex_lock(&g->qmu);
+    const bool queue = p && g->writer_started && !g->stopping && g->q_len < QUEUE_MAX;
+    pthread_mutex_unlock(&g->qmu);
+    if (!queue) {
+        free(p);
+        write_record(g, adm, rec);
+        return;
+    }
+    p->adm = *adm;
+    p->rec = *rec;
+    p->rec.request_id = keep(p->strs[0], sizeof(p->strs[0]), rec->request_id);
+    p->rec.model = keep(p->strs[1], sizeof(p->strs[1]), rec->model);
+    p->rec.target = keep(p->strs[2], sizeof(p->strs[2]), rec->target);
+    p->rec.target_kind = keep(p->strs[3], sizeof(p->strs[3]), rec->target_kind);
+    p->rec.privacy = keep(p->strs[4], sizeof(p->strs[4]), rec->privacy);
+    p->rec.outcome = keep(p->strs[5], sizeof(p->strs[5]), rec->outcome);
+    if (rec->prompt_sha256) {
+        memcpy(p->prompt_sha, rec->prompt_sha256, 32);
+        p->rec.prompt_sha256 = p->prompt_sha;
+    }
+    if (rec->response_sha256) {
+        memcpy(p->response_sha, rec->response_sha256, 32);
+        p->rec.response_sha256 = p->response_sha;
+    }
+    p->rec.prompt_text = p->rec.response_text = NULL;
+    p->rec.prompt_len = p->rec.response_len = 0;
+    if (g->include_text && (rec->prompt_text || rec->response_text)) {
+        const size_t pl = rec->prompt_text ? rec->prompt_len : 0;
+        const size_t rl = rec->response_text ? rec->response_len : 0;
+        if ((p->texts = malloc(pl + rl + 1))) {
+            memcpy(p->texts, rec->prompt_text ? rec->prompt_text : "", pl);
+            memcpy(p->texts + pl, rec->response_text ? rec->response_text : "", rl);
+            if (rec->prompt_text) {
+                p->rec.prompt_text = p->texts;
+                p->rec.prompt_len = pl;
+            }
+            if (rec->response_text) {
+                p->rec.response_text = p->texts + pl;
+                p->rec.response_len = rl;
+            }
+        }
+    }
+    pthread_mutex_lock(&g->qmu);
+    if (g->q_tail)
+        g->q_tail->next = p;
+    else
+        g->q_head = p;
+    g->q_tail = p;
+    g->q_len++;
+    if (g->q_len == 1)
+        pthread_cond_signal(&g->qcv);  /* the writer sleeps only on an empty queue */
+    pthread_mutex_unlock(&g->qmu);
 }
