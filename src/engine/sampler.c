@@ -142,17 +142,33 @@ static uint64_t clock_seed(void)
 int sampler_chain_new(struct sampler_chain **out, const struct sampler_config *cfg,
                       int32_t n_vocab)
 {
+    return sampler_chain_new_front(out, cfg, n_vocab, NULL);
+}
+
+int sampler_chain_new_front(struct sampler_chain **out, const struct sampler_config *cfg,
+                            int32_t n_vocab, struct sampler_stage *first)
+{
     *out = NULL;
+    struct sampler_stage *st = first;
     if (!cfg || cfg->temperature != cfg->temperature || cfg->temperature > 1e6f ||
         !(cfg->top_p >= 0.0f && cfg->top_p <= 1.0f) || !(cfg->min_p >= 0.0f && cfg->min_p <= 1.0f) ||
-        cfg->n_probs < 0 || cfg->n_probs > SAMPLER_MAX_TOP_LOGPROBS || (cfg->n_logit_bias && !cfg->logit_bias))
+        cfg->n_probs < 0 || cfg->n_probs > SAMPLER_MAX_TOP_LOGPROBS || (cfg->n_logit_bias && !cfg->logit_bias)) {
+        sampler_stage_free(first);
         return SAMPLER_E_INVALID;
+    }
     struct sampler_chain *c = NULL;
-    struct sampler_stage *st = NULL;
     int rc = sampler_chain_new_empty(&c, n_vocab);
-    if (rc)
+    if (rc) {
+        sampler_stage_free(first);
         return rc;
+    }
     c->seed = cfg->seed == SAMPLER_SEED_RANDOM ? clock_seed() : cfg->seed;
+    if (first) {
+        rc = sampler_chain_add(c, st);  /* owns the stage from here, even on failure */
+        st = NULL;
+        if (rc)
+            goto fail;
+    }
     if (cfg->n_logit_bias)
         TRY(sampler_stage_logit_bias_new(&st, n_vocab, cfg->n_logit_bias, cfg->logit_bias));
     bool penalties = cfg->repeat_penalty != 1.0f || cfg->frequency_penalty != 0.0f ||

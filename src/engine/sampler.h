@@ -144,6 +144,11 @@ struct sampler_chain;
  * Everything is allocated here; sampling allocates nothing. */
 int sampler_chain_new(struct sampler_chain **out, const struct sampler_config *cfg,
                       int32_t n_vocab);
+/* The standard chain with `first` (may be NULL; the chain owns it, also on failure) in front
+ * of it, e.g. a constraint that must see the raw candidates. Log-probabilities are then taken
+ * after `first`, bias and penalties. */
+int sampler_chain_new_front(struct sampler_chain **out, const struct sampler_config *cfg,
+                            int32_t n_vocab, struct sampler_stage *first);
 /* An empty chain, to assemble from stages. */
 int sampler_chain_new_empty(struct sampler_chain **out, int32_t n_vocab);
 /* Appends a stage; the chain owns it from then on, even when this fails (it is freed). */

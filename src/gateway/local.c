@@ -199,49 +199,9 @@ static int build_chain(struct local_model *lm, struct slot *s, const struct loca
             return SAMPLER_E_NOMEM;
         schema = lm->any_object;
     }
-    const struct sampler_config *c = &j->sampling;
     struct sampler_stage *st = NULL;
-    int rc = sampler_chain_new_empty(&s->smp, n_vocab);
-    if (rc)
-        return rc;
-    size_t before_truncation = 1;
-    if ((rc = sampler_stage_json_new(&st, lm->jvocab, schema, lm->model)) ||
-        (rc = sampler_chain_add(s->smp, st)))
-        return rc;
-    if (c->n_logit_bias) {
-        if ((rc = sampler_stage_logit_bias_new(&st, n_vocab, c->n_logit_bias, c->logit_bias)) ||
-            (rc = sampler_chain_add(s->smp, st)))
-            return rc;
-        before_truncation++;
-    }
-    if (c->repeat_last_n > 0 && (c->repeat_penalty != 1.0f || c->frequency_penalty != 0.0f ||
-                                 c->presence_penalty != 0.0f)) {
-        if ((rc = sampler_stage_penalties_new(&st, n_vocab, c->repeat_last_n, c->repeat_penalty,
-                                              c->frequency_penalty, c->presence_penalty)) ||
-            (rc = sampler_chain_add(s->smp, st)))
-            return rc;
-        before_truncation++;
-    }
-    if (c->temperature > 0) {
-        if (c->top_k > 0 &&
-            ((rc = sampler_stage_top_k_new(&st, c->top_k)) || (rc = sampler_chain_add(s->smp, st))))
-            return rc;
-        if (c->top_p < 1.0f && ((rc = sampler_stage_top_p_new(&st, c->top_p, 1)) ||
-                                (rc = sampler_chain_add(s->smp, st))))
-            return rc;
-        if (c->min_p > 0.0f && ((rc = sampler_stage_min_p_new(&st, c->min_p, 1)) ||
-                                (rc = sampler_chain_add(s->smp, st))))
-            return rc;
-        if ((rc = sampler_stage_temperature_new(&st, c->temperature)) ||
-            (rc = sampler_chain_add(s->smp, st)) || (rc = sampler_stage_dist_new(&st, c->seed)) ||
-            (rc = sampler_chain_add(s->smp, st)))
-            return rc;
-    } else if ((rc = sampler_stage_greedy_new(&st)) || (rc = sampler_chain_add(s->smp, st))) {
-        return rc;
-    }
-    if (c->logprobs || c->n_probs > 0)
-        rc = sampler_chain_set_logprobs(s->smp, before_truncation, c->temperature, c->n_probs);
-    return rc;
+    int rc = sampler_stage_json_new(&st, lm->jvocab, schema, lm->model);
+    return rc ? rc : sampler_chain_new_front(&s->smp, &j->sampling, n_vocab, st);
 }
 
 static size_t common_prefix(const int32_t *a, int na, const int32_t *b, int nb)

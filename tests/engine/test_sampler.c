@@ -981,3 +981,32 @@ TEST(sampler_stop_tokens_and_max_tokens)
     free(longs);
     sampler_stop_free(NULL);
 }
+
+/* A stage in front of the standard chain sees the candidates first (the JSON constraint's
+ * slot): banning the best token there changes the greedy pick; logprobs are taken after it. */
+TEST(sampler_chain_front_stage)
+{
+    float logits[8] = {5, 1, 4, 0, 0, 0, 0, 0};
+    struct sampler_config cfg;
+    sampler_config_default(&cfg);
+    cfg.temperature = 0;
+    cfg.logprobs = true;
+    struct sampler_logit_bias ban = {.token = 0, .bias = -INFINITY};
+    struct sampler_stage *front = NULL;
+    REQUIRE(sampler_stage_logit_bias_new(&front, 8, 1, &ban) == 0);
+    struct sampler_chain *c = NULL;
+    REQUIRE(sampler_chain_new_front(&c, &cfg, 8, front) == 0);
+    CHECK_EQ_INT(sampler_sample(c, logits), 2);
+    struct sampler_logprobs lp;
+    REQUIRE(sampler_logprobs(c, &lp) == 0);
+    CHECK(lp.logprob > -0.2f);  /* token 0 no longer takes mass (with it: about -1.3) */
+    sampler_free(c);
+    struct sampler_chain *plain = NULL;
+    REQUIRE(sampler_chain_new_front(&plain, &cfg, 8, NULL) == 0);
+    CHECK_EQ_INT(sampler_sample(plain, logits), 0);
+    sampler_free(plain);
+    /* An invalid config frees the front stage (checked under ASan). */
+    cfg.top_p = 2;
+    REQUIRE(sampler_stage_logit_bias_new(&front, 8, 1, &ban) == 0);
+    CHECK_EQ_INT(sampler_chain_new_front(&c, &cfg, 8, front), SAMPLER_E_INVALID);
+}
