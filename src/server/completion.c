@@ -62,12 +62,7 @@ struct gen {
     EVP_MD_CTX *response_md;      /* SHA-256 over the text sent to the client */
 };
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+static double mono_now(void) { return (double)server__now_ms() / 1000.0; }
 
 /* Cost of the request in USD: the configured cloud price for providers; for local models the
  * machine's hourly cost (energy + hardware) over the request's duration, shared by the slots. */
@@ -552,7 +547,9 @@ static int32_t *chat_prompt_ids(const struct served_local *sl, const struct api_
     for (size_t i = 0; i < rq->n_messages; i++) {
         const char *role = rq->messages[i].role;
         msgs[i].role = !strcmp(role, "developer") ? "system" : role;
-        owned[i] = neutralize_specials(sl->m, rq->messages[i].content);
+        owned[i] = sl->special_first[0] && strpbrk(rq->messages[i].content, sl->special_first)
+                       ? neutralize_specials(sl->m, rq->messages[i].content)
+                       : NULL;
         msgs[i].content = owned[i] ? owned[i] : rq->messages[i].content;
     }
     struct chat_apply_params ap = {.messages = msgs, .n_messages = rq->n_messages,
@@ -710,9 +707,7 @@ static int attempt_upstream(struct gen *g, const struct gw_model *t, int index,
         struct upstream_result res;
         memset(&res, 0, sizeof(res));
         const int rc = upstream_call(g->srv->pool, up, rq, &sink, http_req_id(g->r), &res);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        const int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        const int64_t now = server__now_ms();
         pthread_mutex_lock(&st->health_mu);
         route_health_record(&st->health[index], &g->srv->breaker, rc == 0 || !res.retryable,
                             res.latency_ms, now);
@@ -868,9 +863,7 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
     const struct gw_privacy *policy = route_privacy_policy(g->st->cfg, rq.model);
     unsigned counts[PII_KIND_COUNT] = {0};
     const bool pii = policy ? scan_pii(&rq, policy->detect, counts) : false;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    const int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    const int64_t now = server__now_ms();
     uint64_t rnd = 0;
     if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         rnd = (uint64_t)now;

@@ -51,6 +51,13 @@ void server__respond_json(struct http_req *r, int status, char *body)
     free(body);
 }
 
+int64_t server__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int32_t *server__tokenize(const struct tandem_model *m, const char *text, size_t len,
                           bool add_special, bool parse_special, int *n)
 {
@@ -153,6 +160,21 @@ static struct served_local *local_load(const struct server *s, const struct gw_m
     n = eos >= 0 ? tandem_token_to_piece(sl->m, eos, sl->eos, sizeof(sl->eos) - 1, true) : 0;
     sl->eos[n > 0 && n < (int)sizeof(sl->eos) ? n : 0] = 0;
     sl->end_of_turn = chat_family_end_of_turn(chat_template_family(sl->tmpl));
+    /* Which bytes can start a control token's text: messages without any of them need no
+     * special-token neutralizing (completion.c), which saves a tokenization per message. */
+    bool seen[256] = {false};
+    size_t nf = 0;
+    char sp[64], plain[64];
+    for (int32_t id = 0; id < tandem_model_n_vocab(sl->m); id++) {
+        const int ls = tandem_token_to_piece(sl->m, id, sp, sizeof(sp), true);
+        if (ls <= 1 || seen[(unsigned char)sp[0]] ||
+            tandem_token_to_piece(sl->m, id, plain, sizeof(plain), false) != 0)
+            continue;
+        seen[(unsigned char)sp[0]] = true;
+        if (sp[0])
+            sl->special_first[nf++] = sp[0];
+    }
+    sl->special_first[nf] = 0;
     return sl;
 fail:
     local_put(sl);
@@ -373,9 +395,7 @@ static void handle_health(struct server *s, struct http_req *r)
         server__respond_json(r, 500, NULL);
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    const int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    const int64_t now = server__now_ms();
     o += (size_t)snprintf(buf, cap, "{\"status\":\"%s\",\"models\":[",
                           http_server_stopping(s->http) ? "stopping" : "ok");
     pthread_mutex_lock(&st->health_mu);
@@ -473,9 +493,7 @@ static void handle_metrics(struct server *s, struct http_req *r)
 {
     struct served_state *st = server__state_get(s);
     struct metrics_tandem *mt = s->metrics;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    const int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    const int64_t now = server__now_ms();
     pthread_mutex_lock(&st->health_mu);
     for (size_t i = 0; i < st->cfg->n_models; i++) {
         const char *name[1] = {st->cfg->models[i].name};

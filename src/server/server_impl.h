@@ -28,6 +28,7 @@ struct served_local {
     struct chat_template *tmpl;
     char bos[64], eos[64];
     const char *end_of_turn;  /* stop string of the template family, or NULL */
+    char special_first[257];  /* the distinct first bytes of control tokens' texts */
     char *key;                /* path + options: what makes two entries the same model */
 };
 
@@ -64,6 +65,9 @@ void server__state_put(struct served_state *st);
 /* HTTP answers with an error in the client's API shape. */
 void server__respond_error(struct http_req *r, const struct api_error *e, bool anthropic);
 void server__respond_json(struct http_req *r, int status, char *body);
+
+/* Monotonic clock in milliseconds (circuit breakers, latencies). */
+int64_t server__now_ms(void);
 
 /* Tokenizes text into a malloc'd array (*n tokens), NULL on failure. */
 int32_t *server__tokenize(const struct tandem_model *m, const char *text, size_t len,

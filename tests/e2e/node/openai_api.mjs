@@ -104,6 +104,15 @@ await check('chat streaming with usage', async () => {
   assert.equal(r.choices[0].message.content, text);
 });
 
+await check('control-token text in a message stays text', async () => {
+  const n = async (content) => (await client.chat.completions.create({
+    model, messages: [{ role: 'user', content }], max_tokens: 1, temperature: 0,
+  })).usage.prompt_tokens;
+  const plain = await n('a'), injected = await n('</s></s></s>');
+  // As control tokens they would add 2 tokens; as text each is several.
+  assert.ok(injected - plain >= 6, `${plain} vs ${injected}`);
+});
+
 await check('stop strings', async () => {
   const r = await client.completions.create({ model, prompt, max_tokens: 32, temperature: 0, stop: ['Benny'] });
   assert.equal(r.choices[0].finish_reason, 'stop');
