@@ -737,7 +737,6 @@ static int attempt_upstream(struct gen *g, const struct gw_model *t, int index,
         const int delay = route_backoff_ms(up->retries.backoff_ms, attempt + 1, 10000,
                                            res.retry_after_ms, rnd);
         usleep((useconds_t)delay * 1000);
-        /* A fresh restorer state for the new attempt: nothing was delivered. */
     }
 }
 
@@ -774,7 +773,7 @@ static void privacy_header(struct gen *g, const char *action, const unsigned cou
 
 /* A copy of the request's texts with PII replaced by placeholders (for cloud targets). The
  * strings belong to `owned` (freed by the caller). */
-static int pseudonymize(struct gen *g, struct pii_vault *v, unsigned mask, struct api_request *cloud,
+static int pseudonymize(struct pii_vault *v, unsigned mask, struct api_request *cloud,
                         const struct api_request *rq, char **owned, size_t n_owned)
 {
     *cloud = *rq;
@@ -801,7 +800,6 @@ static int pseudonymize(struct gen *g, struct pii_vault *v, unsigned mask, struc
             return -1;
         cloud->prompt = owned[n_owned - 2];
     }
-    (void)g;
     return 0;
 }
 
@@ -968,7 +966,7 @@ void server__handle_generate(struct server *s, struct http_req *r, enum client_a
                 owned = calloc(n_owned, sizeof(char *));
                 vault = pii_vault_new();
                 if (!owned || !vault ||
-                    pseudonymize(g, vault, plan.policy->detect, &cloud_rq, &rq, owned, n_owned)) {
+                    pseudonymize(vault, plan.policy->detect, &cloud_rq, &rq, owned, n_owned)) {
                     api_error_set(&err, 500, "server_error", NULL, NULL,
                                   "cannot pseudonymize the request");
                     break;

@@ -204,8 +204,8 @@ static struct served_state *state_new(struct server *s, struct gw_config *cfg,
     st->limits = s->cfg.limits;
     if (s->config_path && cfg->limits.max_messages > 0)
         st->limits.max_messages = (size_t)cfg->limits.max_messages;
-    if (s->config_path && cfg->limits.max_tokens > 0)
-        st->limits.max_tokens = cfg->limits.max_tokens;
+    if (s->config_path)  /* the file's 0 means no cap beyond each model's context */
+        st->limits.max_tokens = cfg->limits.max_tokens > 0 ? cfg->limits.max_tokens : 1 << 24;
     for (size_t i = 0; i < cfg->n_models; i++) {
         const struct gw_model *gm = &cfg->models[i];
         if (gm->kind != GW_MODEL_LOCAL)
